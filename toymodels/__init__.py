@@ -1,0 +1,1 @@
+"""toymodels: train thousands of toy models of superposition at once, and measure what they learn."""
