@@ -1,1 +1,27 @@
-"""toymodels: train thousands of toy models of superposition at once, and measure what they learn."""
+"""toymodels: train thousands of toy models of superposition at once, and measure what they learn.
+
+    import toymodels as tm
+    ds = tm.sweep(tm.ToyModelConfig(n_features=20, d_hidden=5, importance_decay=0.7),
+                  grid={"feature_probability": [1.0, 0.1, 0.01], "seed": [0, 1]},
+                  train=tm.TrainConfig(steps=10_000))
+"""
+
+from toymodels.devices import use_host_devices
+
+use_host_devices()
+
+# from toymodels import analysis  # noqa: E402  (TODO: lands with the analysis package)
+from toymodels.config import ToyModelConfig, TrainConfig  # noqa: E402
+from toymodels.store import load_results  # noqa: E402
+from toymodels.sweep import sweep  # noqa: E402
+from toymodels.train import Swept, make_trainer  # noqa: E402
+
+__all__ = [
+    "ToyModelConfig",
+    "TrainConfig",
+    "Swept",
+    "analysis",
+    "load_results",
+    "make_trainer",
+    "sweep",
+]

@@ -1,0 +1,87 @@
+"""Synthetic sparse features, generated inside the compiled training step.
+
+One uniform draw u per (example, feature) makes both the mask and the magnitude: a feature with
+probability p is active when u < p, and then u / p is again uniform on [0, 1). That halves the
+random numbers of the usual `rand(mask) * rand(magnitude)` recipe, and random bits are what
+costs most on a CPU.
+
+The draws come from a *stream* that depends only on the model's seed and the step, so models that
+differ only in swept values (sparsity, importance, lr …) see the same draws: a point's result
+never depends on what else is in the grid, and the trainer draws each stream once per chunk.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class FeatureLayout(NamedTuple):
+    """Which uniform column gates and scales each feature. Static: built once per config.
+
+    gate: (feature,) column whose draw decides whether the feature fires;
+    flip: (feature,) use 1 − u for the gate (the second feature of an anticorrelated pair);
+    own_magnitude: (feature,) magnitude is the feature's own draw u_i (the second feature of a
+        correlated pair, whose gate is its partner's draw) instead of gate_u / p.
+    """
+
+    gate: tuple[int, ...]
+    flip: tuple[bool, ...]
+    own_magnitude: tuple[bool, ...]
+
+    @classmethod
+    def make(cls, n_features: int, n_correlated_pairs: int = 0, n_anticorrelated_pairs: int = 0):
+        gate = list(range(n_features))
+        flip = [False] * n_features
+        own = [False] * n_features
+        for k in range(n_correlated_pairs):
+            gate[2 * k + 1] = 2 * k
+            own[2 * k + 1] = True
+        for k in range(n_anticorrelated_pairs):
+            i = 2 * (n_correlated_pairs + k)
+            gate[i + 1] = i
+            flip[i + 1] = True
+        return cls(tuple(gate), tuple(flip), tuple(own))
+
+    @property
+    def independent(self) -> bool:
+        return self.gate == tuple(range(len(self.gate)))
+
+
+def features_from_uniform(
+    u: jax.Array, feature_probability: jax.Array, layout: FeatureLayout, signed: bool = False
+) -> jax.Array:
+    """Sparse features from uniform draws.
+
+    Args:
+      u: (..., feature) draws from U[0, 1).
+      feature_probability: (feature,) probability p_i that feature i is non-zero.
+      layout: which draw gates each feature (independent, correlated or anticorrelated pairs).
+      signed: magnitudes on [−1, 1) instead of [0, 1).
+
+    Returns:
+      x: (..., feature) with x_i = m_i · 1[g_i < p_i], g_i the gating draw and m_i ~ U[0, 1)
+      (mapped to 2 m_i − 1 if signed).
+    """
+    p = feature_probability
+    if layout.independent:
+        g = u
+    else:
+        g = u[..., np.asarray(layout.gate)]
+        g = jnp.where(np.asarray(layout.flip), 1.0 - g, g)
+    magnitude = g / p
+    if any(layout.own_magnitude):
+        magnitude = jnp.where(np.asarray(layout.own_magnitude), u, magnitude)
+    if signed:
+        magnitude = 2.0 * magnitude - 1.0
+    return jnp.where(g < p, magnitude, 0.0)
+
+
+def sample_features(key, batch_size: int, feature_probability, layout: FeatureLayout,
+                    signed: bool = False) -> jax.Array:
+    """(batch, feature) sparse features from a PRNG key; see `features_from_uniform`."""
+    u = jax.random.uniform(key, (batch_size, len(layout.gate)))
+    return features_from_uniform(u, feature_probability, layout, signed)

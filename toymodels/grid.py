@@ -1,0 +1,157 @@
+"""A sweep's grid: checked, flattened into points, and turned into per-point swept values.
+
+`Grid.make(model, train, grid)` checks every axis before anything is compiled: each key must be a
+swept field of `ToyModelConfig` or `TrainConfig`, and each value must pass that config's own
+validation, so the error names the field and its allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from toymodels.config import ToyModelConfig, TrainConfig, swept_fields
+from toymodels.train import Swept
+
+#: fields whose grid values are vectors of length n_features (always, or when given as vectors).
+VECTOR_FIELDS = ("importance", "feature_probability")
+
+
+class Axis(NamedTuple):
+    """One grid axis. `values` is (n,) for a scalar field, (n, feature) for a vector field."""
+
+    name: str
+    values: np.ndarray
+
+    @property
+    def is_vector(self) -> bool:
+        return self.values.ndim == 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """The validated axes of a sweep; points are the axes' product in C order."""
+
+    model: ToyModelConfig
+    train: TrainConfig
+    axes: tuple[Axis, ...]
+
+    @classmethod
+    def make(cls, model: ToyModelConfig, train: TrainConfig, grid: Mapping[str, Any]) -> "Grid":
+        if not isinstance(model, ToyModelConfig):
+            raise ValueError(f"model must be a ToyModelConfig; got {type(model).__name__}")
+        if not isinstance(train, TrainConfig):
+            raise ValueError(f"train must be a TrainConfig; got {type(train).__name__}")
+        if not isinstance(grid, Mapping):
+            raise ValueError(f"grid must be a mapping of field name to values; got {type(grid).__name__}")
+        owners = {name: model for name in swept_fields(ToyModelConfig)}
+        owners |= {name: train for name in swept_fields(TrainConfig)}
+        axes = []
+        for name, values in grid.items():
+            if name not in owners:
+                kind = "a static (shape) field, fixed per sweep" if _is_field(name) else "not a field"
+                raise ValueError(
+                    f"grid key {name!r} is {kind}; the grid takes swept fields: {', '.join(owners)}"
+                )
+            axes.append(_axis(name, values, owners[name]))
+        if "importance_decay" in grid and model.importance is not None and "importance" not in grid:
+            raise ValueError("importance_decay is swept, but importance is set explicitly and would "
+                             "override it; set importance=None")
+        return cls(model, train, tuple(axes))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(a.values) for a in self.axes)
+
+    @property
+    def n_points(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.axes)
+
+    def point_values(self, points: np.ndarray) -> dict[str, np.ndarray]:
+        """{field: values at each flat point index}, shapes (len(points),) or (len(points), feature)."""
+        index = np.unravel_index(points, self.shape) if self.axes else ()
+        return {a.name: a.values[i] for a, i in zip(self.axes, index)}
+
+    def swept(self, points: np.ndarray) -> Swept:
+        """The `Swept` values of the given flat points, each with a leading (point,) axis."""
+        m, t, n = self.model, self.train, len(points)
+        v = self.point_values(points)
+
+        def col(name, default):
+            return np.asarray(v[name], float) if name in v else np.full(n, default, float)
+
+        if "feature_probability" in v:
+            p = np.broadcast_to(np.asarray(v["feature_probability"], float).reshape(n, -1),
+                                (n, m.n_features))
+        else:
+            p = np.broadcast_to(m.probabilities(), (n, m.n_features))
+        if "importance" in v:
+            imp = np.asarray(v["importance"], float).copy()
+        elif m.importance is not None:
+            imp = np.tile(m.importances(), (n, 1))
+        else:
+            decay = col("importance_decay", m.importance_decay)
+            imp = decay[:, None] ** np.arange(m.n_features)
+        extra = v.get("extra_importance", None if m.extra_importance is None else
+                      np.full(n, m.extra_importance))
+        if extra is not None:
+            imp[:, -1] = extra
+        init_std = col("init_std", m.init_std if m.init_std is not None else m.xavier_std())
+        return Swept(
+            feature_probability=p.astype(np.float32),
+            importance=imp.astype(np.float32),
+            init_std=init_std.astype(np.float32),
+            lr=col("lr", t.lr).astype(np.float32),
+            weight_decay=col("weight_decay", t.weight_decay).astype(np.float32),
+            seed=(np.asarray(v["seed"]) if "seed" in v else np.full(n, t.seed)).astype(np.int32),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description, stored with results and compared on resume."""
+        return {
+            "model": _jsonable(dataclasses.asdict(self.model)),
+            "train": _jsonable(dataclasses.asdict(self.train)),
+            "grid": {a.name: a.values.tolist() for a in self.axes},
+        }
+
+
+def _is_field(name: str) -> bool:
+    return any(name == f.name for c in (ToyModelConfig, TrainConfig) for f in dataclasses.fields(c))
+
+
+def _axis(name: str, values: Any, owner) -> Axis:
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise ValueError(f"grid[{name!r}] must be a sequence of values; got {values!r}")
+    if len(values) == 0:
+        raise ValueError(f"grid[{name!r}] is empty; give at least one value")
+    checked = []
+    for value in values:
+        if isinstance(value, np.generic):
+            value = value.item()
+        if value is None:
+            raise ValueError(f"grid[{name!r}] holds None; sweep over values, or leave the field out")
+        # The owner's own validation names the field and its allowed range.
+        checked.append(getattr(dataclasses.replace(owner, **{name: value}), name))
+    if name == "seed":
+        return Axis(name, np.asarray(checked, np.int64))
+    arr = np.asarray(checked, float)
+    if name == "importance" or (name in VECTOR_FIELDS and arr.ndim == 2):
+        return Axis(name, arr.reshape(len(checked), -1))
+    return Axis(name, arr)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

@@ -1,0 +1,93 @@
+"""The toy models, each written for one instance and one example.
+
+They are Flax NNX modules so that they read like the papers' equations. Nothing here knows about
+batches, seeds or grids: the trainer splits a module once into `(graphdef, state)` and maps plain
+`jax.vmap` over examples and over models. Row `W[i]` is feature i's embedding, as in the TMS
+notebook's `[instance, feature, hidden]` layout without the instance axis.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def _normal(rngs: nnx.Rngs, shape: tuple[int, ...], std) -> nnx.Param:
+    return nnx.Param(std * jax.random.normal(rngs.params(), shape))
+
+
+class ToyModel(nnx.Module):
+    """What every toy model declares besides `__call__(x: (feature,)) -> (feature,)`."""
+
+    #: dims of each parameter, named for the labeled sweep results.
+    param_dims: ClassVar[dict[str, tuple[str, ...]]]
+    #: active features are drawn from U[-1, 1) instead of U[0, 1).
+    signed_inputs: ClassVar[bool] = False
+
+    @staticmethod
+    def target(x: jax.Array) -> jax.Array:
+        """What the model is trained to output for input x."""
+        return x
+
+
+class ReluOutput(ToyModel):
+    """The TMS model: x' = ReLU(x W Wᵀ + b)."""
+
+    param_dims = {"W": ("feature", "hidden"), "b": ("feature",)}
+
+    def __init__(self, n_features: int, d_hidden: int, *, init_std, rngs: nnx.Rngs):
+        self.W = _normal(rngs, (n_features, d_hidden), init_std)
+        self.b = nnx.Param(jnp.zeros((n_features,)))
+
+    def __call__(self, x):
+        W = self.W[...]
+        return jax.nn.relu(x @ W @ W.T + self.b[...])
+
+
+class Linear(ReluOutput):
+    """The linear baseline: x' = x W Wᵀ + b, which can only learn a PCA-like projection."""
+
+    def __call__(self, x):
+        W = self.W[...]
+        return x @ W @ W.T + self.b[...]
+
+
+class HiddenRelu(ReluOutput):
+    """A privileged hidden basis: x' = ReLU(ReLU(x W) Wᵀ + b)."""
+
+    def __call__(self, x):
+        W = self.W[...]
+        return jax.nn.relu(jax.nn.relu(x @ W) @ W.T + self.b[...])
+
+
+class Abs(ToyModel):
+    """Computation in superposition: x' = ReLU(ReLU(x W_in) W_out + b), trained on |x|.
+
+    W_in (feature, hidden) and W_out (hidden, feature) are untied; inputs are U[-1, 1) when active.
+    """
+
+    param_dims = {"W_in": ("feature", "hidden"), "W_out": ("hidden", "feature"), "b": ("feature",)}
+    signed_inputs = True
+
+    def __init__(self, n_features: int, d_hidden: int, *, init_std, rngs: nnx.Rngs):
+        self.W_in = _normal(rngs, (n_features, d_hidden), init_std)
+        self.W_out = _normal(rngs, (d_hidden, n_features), init_std)
+        self.b = nnx.Param(jnp.zeros((n_features,)))
+
+    @staticmethod
+    def target(x):
+        return jnp.abs(x)
+
+    def __call__(self, x):
+        return jax.nn.relu(jax.nn.relu(x @ self.W_in[...]) @ self.W_out[...] + self.b[...])
+
+
+MODELS: dict[str, type[ToyModel]] = {
+    "relu_output": ReluOutput,
+    "linear": Linear,
+    "hidden_relu": HiddenRelu,
+    "abs": Abs,
+}

@@ -1,0 +1,86 @@
+"""A sweep's results on disk: one file per finished chunk, written atomically, and the final Dataset.
+
+Layout of `out/`:
+  sweep.json          what was swept (model, train, grid), compared on resume;
+  chunks/NNNNNN.npz   the results of one finished chunk, keyed by flat point index;
+  results.nc          the assembled Dataset (netCDF4, with the configs in its attributes).
+
+Every file is written to a temporary name in the same folder, flushed, and renamed over the
+target, so a run killed at any moment leaves only whole files: at most the chunk in flight is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class SweepStore:
+    """The folder of one sweep. Creating it checks that `out` holds this sweep or nothing."""
+
+    def __init__(self, path: str | os.PathLike, description: dict[str, Any]):
+        self.path = Path(path)
+        self.chunks = self.path / "chunks"
+        self.chunks.mkdir(parents=True, exist_ok=True)
+        spec = self.path / "sweep.json"
+        text = json.dumps(description, indent=1, sort_keys=True)
+        if spec.exists():
+            stored = json.loads(spec.read_text())
+            if stored != json.loads(text):
+                differ = sorted(k for k in description if stored.get(k) != description[k])
+                raise ValueError(
+                    f"out={str(self.path)!r} holds a different sweep ({', '.join(differ)} differ); "
+                    "use a new folder, or the same configs and grid to resume"
+                )
+        else:
+            _atomic_write(spec, lambda f: f.write(text.encode()))
+
+    def save_chunk(self, index: int, points: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
+        """Keep a finished chunk: `arrays[name]` holds one row per entry of `points`."""
+        def write(f):
+            np.savez(f, __points__=points, **arrays)
+        _atomic_write(self.chunks / f"{index:06d}.npz", write)
+
+    def load_chunks(self) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """Every finished chunk as (points, arrays)."""
+        out = []
+        for file in sorted(self.chunks.glob("*.npz")):
+            with np.load(file) as z:
+                arrays = {k: z[k] for k in z.files if k != "__points__"}
+                out.append((z["__points__"], arrays))
+        return out
+
+    def save_results(self, ds: xr.Dataset) -> Path:
+        target = self.path / "results.nc"
+        _atomic_write(target, lambda f: f.write(ds.to_netcdf(engine="h5netcdf")))
+        return target
+
+
+def load_results(path: str | os.PathLike) -> xr.Dataset:
+    """The Dataset of a finished sweep, from its `out` folder or its results.nc file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.nc"
+    if not path.exists():
+        raise ValueError(f"no sweep results at {str(path)!r}")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()
