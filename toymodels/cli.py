@@ -1,0 +1,158 @@
+"""The `toymodels` command.
+
+    toymodels sweep experiments/tms_intro.toml --out results/tms_intro
+    toymodels figures results/ --to figures/
+    toymodels demo                      # a few real sweeps and their figures, in minutes on a CPU
+    toymodels reproduce                 # every experiments/*.toml, then every figure (slow)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import time
+from pathlib import Path
+
+import xarray as xr
+
+log = logging.getLogger("toymodels")
+
+#: The demo: the TMS intro and basic-results sweeps, the pentagon forming, and a coarse n=2, m=1
+#: phase diagram; about 3 minutes on 2 CPU cores.
+DEMO = ("tms_intro", "tms_basic_relu_output", "tms_basic_linear", "tms_dynamics", "tms_phase_2_1")
+DEMO_OVERRIDES = {"tms_phase_2_1": {"grid": {"seed": [0, 1]}, "steps": 5_000}}
+
+
+def _experiments_dir(path: str | None) -> Path:
+    if path is not None:
+        return Path(path)
+    here = Path(__file__).resolve().parent.parent / "experiments"
+    return here if here.is_dir() else Path("experiments")
+
+
+def run_experiment(exp, out: Path, progress: bool | None = None, chunk_size: int | None = None):
+    from toymodels.sweep import sweep
+
+    start = time.perf_counter()
+    ds = sweep(exp.model, exp.grid, exp.train, out=str(out), progress=progress, chunk_size=chunk_size)
+    log.info("%s: %d models in %.1f s -> %s", exp.name, ds.loss.size, time.perf_counter() - start, out)
+    return ds
+
+
+def write_figures(datasets: dict[str, xr.Dataset], to: Path) -> list[Path]:
+    from toymodels import plots
+
+    to.mkdir(parents=True, exist_ok=True)
+    paths = plots.write_figures(datasets, to)
+    for p in paths:
+        log.info("wrote %s", p)
+    return paths
+
+
+def load_all(results: Path) -> dict[str, xr.Dataset]:
+    """Every finished sweep under `results` (itself, or its sub-folders), by folder name."""
+    from toymodels.store import load_results
+
+    folders = [results] if (results / "results.nc").exists() else sorted(
+        p.parent for p in results.glob("*/results.nc"))
+    if not folders:
+        raise SystemExit(f"no results.nc in {results} or its sub-folders")
+    return {f.name: load_results(f) for f in folders}
+
+
+def _cmd_sweep(args) -> None:
+    from toymodels.experiment import Experiment
+
+    exp = Experiment.from_toml(args.config)
+    out = Path(args.out) if args.out else Path("results") / exp.name
+    run_experiment(exp, out, progress=None if not args.quiet else False, chunk_size=args.chunk_size)
+    print(out / "results.nc")
+
+
+def _cmd_figures(args) -> None:
+    for p in write_figures(load_all(Path(args.results)), Path(args.to)):
+        print(p)
+
+
+def _scaled(exp, overrides: dict):
+    grid = {**exp.grid, **overrides.get("grid", {})}
+    train = exp.train
+    if "steps" in overrides:
+        train = dataclasses.replace(train, steps=overrides["steps"])
+    return dataclasses.replace(exp, grid=grid, train=train)
+
+
+def _run_many(names, args, overrides=None) -> dict[str, xr.Dataset]:
+    from toymodels.experiment import Experiment
+
+    folder = _experiments_dir(args.experiments)
+    results = Path(args.results)
+    datasets = {}
+    for name in names:
+        exp = Experiment.from_toml(folder / f"{name}.toml")
+        if overrides and name in overrides:
+            exp = _scaled(exp, overrides[name])
+        datasets[name] = run_experiment(exp, results / name, progress=None if not args.quiet else False)
+    return datasets
+
+
+def _cmd_demo(args) -> None:
+    start = time.perf_counter()
+    datasets = _run_many(DEMO, args, DEMO_OVERRIDES)
+    for p in write_figures(datasets, Path(args.to)):
+        print(p)
+    print(f"demo finished in {time.perf_counter() - start:.0f} s")
+
+
+def _cmd_reproduce(args) -> None:
+    folder = _experiments_dir(args.experiments)
+    names = args.only or sorted(p.stem for p in folder.glob("*.toml"))
+    datasets = _run_many(names, args)
+    for p in write_figures(datasets, Path(args.to)):
+        print(p)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="toymodels", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sweep", help="run the sweep a TOML file describes")
+    p.add_argument("config", help="a TOML file with [model], [train] and [grid] tables")
+    p.add_argument("--out", help="results folder (default results/NAME); re-run to resume")
+    p.add_argument("--chunk-size", type=int, default=None, help="models per compiled call")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("figures", help="draw every figure the results in a folder allow")
+    p.add_argument("results", help="a sweep's folder, or a folder of sweep folders")
+    p.add_argument("--to", default="figures", help="where to write the PNGs (default figures/)")
+    p.set_defaults(func=_cmd_figures)
+
+    for name, func, text in [
+        ("demo", _cmd_demo, "run the demo sweeps and write their figures"),
+        ("reproduce", _cmd_reproduce, "run every experiment and write every figure (slow)"),
+    ]:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--results", default="results", help="results folder (default results/)")
+        p.add_argument("--to", default="figures", help="figures folder (default figures/)")
+        p.add_argument("--experiments", default=None, help="folder of experiment TOMLs")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        if name == "reproduce":
+            p.add_argument("--only", nargs="*", help="experiment names (default: all)")
+        p.set_defaults(func=func)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command != "figures" else
+                        logging.WARNING, format="%(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except ValueError as err:
+        parser.exit(2, f"toymodels: error: {err}\n")
+
+
+if __name__ == "__main__":
+    main()
