@@ -54,27 +54,28 @@ class FeatureLayout(NamedTuple):
 def features_from_uniform(
     u: jax.Array, feature_probability: jax.Array, layout: FeatureLayout, signed: bool = False
 ) -> jax.Array:
-    """Sparse features from uniform draws.
+    """Sparse features from uniform draws, feature-major.
 
     Args:
-      u: (..., feature) draws from U[0, 1).
+      u: (feature, ...) draws from U[0, 1); trailing axes are examples.
       feature_probability: (feature,) probability p_i that feature i is non-zero.
       layout: which draw gates each feature (independent, correlated or anticorrelated pairs).
       signed: magnitudes on [−1, 1) instead of [0, 1).
 
     Returns:
-      x: (..., feature) with x_i = m_i · 1[g_i < p_i], g_i the gating draw and m_i ~ U[0, 1)
+      x: (feature, ...) with x_i = m_i · 1[g_i < p_i], g_i the gating draw and m_i ~ U[0, 1)
       (mapped to 2 m_i − 1 if signed).
     """
-    p = feature_probability
+    col = (slice(None),) + (None,) * (u.ndim - 1)
+    p = feature_probability[col]
     if layout.independent:
         g = u
     else:
-        g = u[..., np.asarray(layout.gate)]
-        g = jnp.where(np.asarray(layout.flip), 1.0 - g, g)
+        g = u[np.asarray(layout.gate)]
+        g = jnp.where(np.asarray(layout.flip)[col], 1.0 - g, g)
     magnitude = g / p
     if any(layout.own_magnitude):
-        magnitude = jnp.where(np.asarray(layout.own_magnitude), u, magnitude)
+        magnitude = jnp.where(np.asarray(layout.own_magnitude)[col], u, magnitude)
     if signed:
         magnitude = 2.0 * magnitude - 1.0
     return jnp.where(g < p, magnitude, 0.0)
@@ -83,5 +84,5 @@ def features_from_uniform(
 def sample_features(key, batch_size: int, feature_probability, layout: FeatureLayout,
                     signed: bool = False) -> jax.Array:
     """(batch, feature) sparse features from a PRNG key; see `features_from_uniform`."""
-    u = jax.random.uniform(key, (batch_size, len(layout.gate)))
-    return features_from_uniform(u, feature_probability, layout, signed)
+    u = jax.random.uniform(key, (len(layout.gate), batch_size))
+    return features_from_uniform(u, jnp.asarray(feature_probability), layout, signed).T

@@ -1,9 +1,12 @@
 """The toy models, each written for one instance and one example.
 
-They are Flax NNX modules so that they read like the papers' equations. Nothing here knows about
-batches, seeds or grids: the trainer splits a module once into `(graphdef, state)` and maps plain
-`jax.vmap` over examples and over models. Row `W[i]` is feature i's embedding, as in the TMS
-notebook's `[instance, feature, hidden]` layout without the instance axis.
+They are Flax NNX modules so that they read like the papers' equations, in column-vector form:
+an input x has shape (feature,), and any trailing axes are further examples, so the same code
+runs one example or a feature-major batch (feature, batch). The trainer feeds feature-major
+batches because XLA's CPU matmuls vectorise over the long, contiguous batch axis; nothing here
+knows about seeds, models or grids, which the trainer adds with `jax.vmap` over
+`nnx.split`-ed state. Row `W[i]` is feature i's embedding, as in the TMS notebook's
+`[instance, feature, hidden]` layout without the instance axis.
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ import jax.numpy as jnp
 from flax import nnx
 
 
+def _col(v: jax.Array, like: jax.Array) -> jax.Array:
+    """A (feature,) vector broadcast down the columns of `like`: (feature, ...)."""
+    return v.reshape(v.shape + (1,) * (like.ndim - 1))
+
+
 def _normal(rngs: nnx.Rngs, shape: tuple[int, ...], std) -> nnx.Param:
     return nnx.Param(std * jax.random.normal(rngs.params(), shape))
 
 
 class ToyModel(nnx.Module):
-    """What every toy model declares besides `__call__(x: (feature,)) -> (feature,)`."""
+    """What every toy model declares besides `__call__(x: (feature, ...)) -> (feature, ...)`."""
 
     #: dims of each parameter, named for the labeled sweep results.
     param_dims: ClassVar[dict[str, tuple[str, ...]]]
@@ -34,7 +42,7 @@ class ToyModel(nnx.Module):
 
 
 class ReluOutput(ToyModel):
-    """The TMS model: x' = ReLU(x W Wᵀ + b)."""
+    """The TMS model: x' = ReLU(W Wᵀ x + b)  (row-vector form: ReLU(x W Wᵀ + b))."""
 
     param_dims = {"W": ("feature", "hidden"), "b": ("feature",)}
 
@@ -44,27 +52,27 @@ class ReluOutput(ToyModel):
 
     def __call__(self, x):
         W = self.W[...]
-        return jax.nn.relu(x @ W @ W.T + self.b[...])
+        return jax.nn.relu(W @ (W.T @ x) + _col(self.b[...], x))
 
 
 class Linear(ReluOutput):
-    """The linear baseline: x' = x W Wᵀ + b, which can only learn a PCA-like projection."""
+    """The linear baseline: x' = W Wᵀ x + b, which can only learn a PCA-like projection."""
 
     def __call__(self, x):
         W = self.W[...]
-        return x @ W @ W.T + self.b[...]
+        return W @ (W.T @ x) + _col(self.b[...], x)
 
 
 class HiddenRelu(ReluOutput):
-    """A privileged hidden basis: x' = ReLU(ReLU(x W) Wᵀ + b)."""
+    """A privileged hidden basis: x' = ReLU(W ReLU(Wᵀ x) + b)."""
 
     def __call__(self, x):
         W = self.W[...]
-        return jax.nn.relu(jax.nn.relu(x @ W) @ W.T + self.b[...])
+        return jax.nn.relu(W @ jax.nn.relu(W.T @ x) + _col(self.b[...], x))
 
 
 class Abs(ToyModel):
-    """Computation in superposition: x' = ReLU(ReLU(x W_in) W_out + b), trained on |x|.
+    """Computation in superposition: x' = ReLU(W_outᵀ ReLU(W_inᵀ x) + b), trained on |x|.
 
     W_in (feature, hidden) and W_out (hidden, feature) are untied; inputs are U[-1, 1) when active.
     """
@@ -82,7 +90,8 @@ class Abs(ToyModel):
         return jnp.abs(x)
 
     def __call__(self, x):
-        return jax.nn.relu(jax.nn.relu(x @ self.W_in[...]) @ self.W_out[...] + self.b[...])
+        h = jax.nn.relu(self.W_in[...].T @ x)
+        return jax.nn.relu(self.W_out[...].T @ h + _col(self.b[...], x))
 
 
 MODELS: dict[str, type[ToyModel]] = {

@@ -114,10 +114,13 @@ class Trainer:
         return _OPTIMIZERS[t.optimizer](t, _schedule(t, swept.lr), swept.weight_decay)
 
     def loss(self, params, swept: Swept, x: jax.Array) -> jax.Array:
-        """Σ_i I_i (target(x)_i − x'_i)², averaged over the batch and the features.  x: (batch, feature)."""
+        """Σ_i I_i (target(x)_i − x'_i)², averaged over the batch and the features.
+
+        x: (feature, batch), feature-major (see `toymodels.models`).
+        """
         model = nnx.merge(self.graphdef, params)
-        err = self.module.target(x) - jax.vmap(model)(x)
-        return jnp.mean(swept.importance * err**2)
+        err = self.module.target(x) - model(x)
+        return jnp.mean(swept.importance[:, None] * err**2)
 
     def init(self, swept: Swept) -> TrainState:
         init_key, _ = stream_keys(swept.seed)
@@ -130,7 +133,7 @@ class Trainer:
         return TrainState(params, opt_state, snapshots)
 
     def step(self, state: TrainState, swept: Swept, u: jax.Array) -> tuple[TrainState, jax.Array]:
-        """One optimizer step on the batch made from uniforms u: (batch, feature)."""
+        """One optimizer step on the batch made from uniforms u: (feature, batch)."""
         x = features_from_uniform(u, swept.feature_probability, self.layout, self.module.signed_inputs)
         loss, grads = jax.value_and_grad(self.loss)(state.params, swept, x)
         updates, opt_state = self.optimizer(swept).update(grads, state.opt_state, state.params)
@@ -138,8 +141,8 @@ class Trainer:
         return state._replace(params=params, opt_state=opt_state), loss
 
     def draw(self, data_keys: jax.Array, t: jax.Array) -> jax.Array:
-        """The uniforms of step t for each stream: (stream,) keys -> (stream, batch, feature)."""
-        shape = (self.train_config.batch_size, self.model.n_features)
+        """The uniforms of step t for each stream: (stream,) keys -> (stream, feature, batch)."""
+        shape = (self.model.n_features, self.train_config.batch_size)
         return jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, t), shape))(data_keys)
 
     def run(self, state: TrainState, swept: Swept, stream_seeds: jax.Array,
