@@ -10,7 +10,7 @@ from toymodels.devices import use_host_devices
 
 use_host_devices()
 
-# from toymodels import analysis  # noqa: E402  (TODO: lands with the analysis package)
+from toymodels import analysis  # noqa: E402
 from toymodels.config import ToyModelConfig, TrainConfig  # noqa: E402
 from toymodels.store import load_results  # noqa: E402
 from toymodels.sweep import sweep  # noqa: E402
