@@ -22,7 +22,9 @@ import numpy as np
 import xarray as xr
 
 
-def labeled(*core_dims: Sequence[str], out: Sequence[str]) -> Callable[[Callable], Callable]:
+def labeled(
+    *core_dims: Sequence[str], out: Sequence[str], name: str | None = None
+) -> Callable[[Callable], Callable]:
     """Decorate `fn(*arrays, **options)` so that its array arguments may be DataArrays.
 
     Args:
@@ -30,6 +32,7 @@ def labeled(*core_dims: Sequence[str], out: Sequence[str]) -> Callable[[Callable
         dims (the trailing axes `fn` works on). An array parameter given None is left out.
       out: the names of the core dims of `fn`'s output (its trailing axes); `()` for a value per
         grid point.
+      name: the name of the output DataArray; `fn`'s own name by default.
 
     Returns:
       A decorator. The wrapped function returns a DataArray named after `fn`, with dims
@@ -45,15 +48,16 @@ def labeled(*core_dims: Sequence[str], out: Sequence[str]) -> Callable[[Callable
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             bound = signature.bind(*args, **kwargs)
-            if not any(isinstance(bound.arguments.get(p), xr.DataArray) for p in array_params):
-                return fn(*args, **kwargs)
+            # Defaults filled in and every argument passed the same way, so that a jitted `fn`
+            # sees one signature (and compiles once) however it is called.
             bound.apply_defaults()
-            options = {k: v for k, v in bound.arguments.items() if k not in array_params}
+            arguments = bound.arguments
+            if not any(isinstance(arguments[p], xr.DataArray) for p in array_params):
+                return fn(*bound.args, **bound.kwargs)
             names, inputs, input_core_dims, original = [], [], [], {}
             for param, dims in zip(array_params, core_dims):
-                x = bound.arguments[param]
+                x = arguments[param]
                 if x is None:
-                    options[param] = None
                     continue
                 dims = tuple(dims)
                 if isinstance(x, xr.DataArray) and not set(dims) <= set(x.dims):
@@ -70,13 +74,14 @@ def labeled(*core_dims: Sequence[str], out: Sequence[str]) -> Callable[[Callable
                 input_core_dims.append(list(dims))
 
             def call(*data):
-                return np.asarray(fn(**dict(zip(names, data)), **options))
+                arguments.update(zip(names, data))
+                return np.asarray(fn(*bound.args, **bound.kwargs))
 
             result = xr.apply_ufunc(
                 call, *inputs, input_core_dims=input_core_dims, output_core_dims=[list(out)]
             )
             back = {d: original[d] for d in out if original.get(d, d) != d}
-            return result.rename(back).rename(fn.__name__)
+            return result.rename(back).rename(name or fn.__name__)
 
         return wrapper
 
