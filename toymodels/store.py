@@ -35,13 +35,19 @@ def _atomic_write(path: Path, write) -> None:
 
 
 class SweepStore:
-    """The folder of one sweep. Creating it checks that `out` holds this sweep or nothing."""
+    """The folder of one sweep. Creating it checks that `out` holds this sweep or nothing.
 
-    def __init__(self, path: str | os.PathLike, description: dict[str, Any]):
-        self.path = Path(path)
+    With several processes (multi-host), every process reads the folder to resume, and only the
+    one made with `writer=True` writes to it: `out` must be on a filesystem every host sees.
+    """
+
+    def __init__(self, path: str | os.PathLike, description: dict[str, Any], writer: bool = True):
+        self.path, self.writer = Path(path), writer
         self.chunks = self.path / "chunks"
-        self.chunks.mkdir(parents=True, exist_ok=True)
         spec = self.path / "sweep.json"
+        if not writer:
+            return
+        self.chunks.mkdir(parents=True, exist_ok=True)
         text = json.dumps(description, indent=1, sort_keys=True)
         if spec.exists():
             stored = json.loads(spec.read_text())
@@ -56,6 +62,9 @@ class SweepStore:
 
     def save_chunk(self, index: int, points: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
         """Keep a finished chunk: `arrays[name]` holds one row per entry of `points`."""
+        if not self.writer:
+            return
+
         def write(f):
             np.savez(f, __points__=points, **arrays)
         _atomic_write(self.chunks / f"{index:06d}.npz", write)
@@ -71,6 +80,8 @@ class SweepStore:
 
     def save_results(self, ds: xr.Dataset) -> Path:
         target = self.path / "results.nc"
+        if not self.writer:
+            return target
         _atomic_write(target, lambda f: f.write(ds.to_netcdf(engine="h5netcdf")))
         return target
 

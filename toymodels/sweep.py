@@ -78,7 +78,7 @@ def sweep(
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}")
     trainer = make_trainer(model, train)
-    store = SweepStore(out, plan.describe()) if out is not None and _is_writer() else None
+    store = SweepStore(out, plan.describe(), writer=_is_writer()) if out is not None else None
 
     per_device = (math.ceil(chunk_size / len(devices)) if chunk_size is not None
                   else _default_points_per_device(devices, train, model, plan.n_points))

@@ -1,0 +1,69 @@
+"""The `toymodels` command: TOML experiments, sweeps to a folder, errors."""
+
+import dataclasses
+
+import pytest
+
+import toymodels as tm
+from toymodels.cli import main
+from toymodels.experiment import Experiment
+
+TOML = """
+name = "tiny"
+[model]
+n_features = 4
+d_hidden = 2
+importance_decay = 0.9
+[train]
+steps = 40
+batch_size = 64
+log_every = 20
+[grid]
+feature_probability = {geomspace = [1.0, 0.1, 3]}
+seed = {range = [0, 2]}
+"""
+
+
+def test_sweep_command_writes_results(tmp_path, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TOML)
+    main(["sweep", str(config), "--out", str(tmp_path / "out"), "--quiet"])
+    ds = tm.load_results(tmp_path / "out")
+    assert ds.W.shape == (3, 2, 4, 2)
+    assert ds.feature_probability.values.tolist() == pytest.approx([1.0, 0.31622776601683794, 0.1])
+    assert str(tmp_path / "out" / "results.nc") in capsys.readouterr().out
+
+
+def test_every_shipped_experiment_parses():
+    from toymodels.cli import _experiments_dir
+
+    files = sorted(_experiments_dir(None).glob("*.toml"))
+    assert len(files) >= 8
+    for f in files:
+        exp = Experiment.from_toml(f)
+        assert exp.train.steps == 10_000 and exp.grid
+
+
+@pytest.mark.parametrize("bad, field", [
+    ("[model]\nn_features = 0\n", "n_features"),
+    ("[model]\nwidth = 3\n", "width"),
+    ("[grid]\nfeature_probability = {logspace = [0, -1]}\n", "feature_probability"),
+    ("[grid]\nfeature_probability = [2.0]\n", "feature_probability"),
+    ("[sweep]\n", "sweep"),
+])
+def test_bad_experiment_exits_with_the_field_named(tmp_path, capsys, bad, field):
+    config = tmp_path / "bad.toml"
+    config.write_text(bad)
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", str(config), "--out", str(tmp_path / "out"), "--quiet"])
+    assert exit_.value.code == 2
+    assert field in capsys.readouterr().err
+
+
+def test_readme_documents_every_config_field():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for cls in (tm.ToyModelConfig, tm.TrainConfig):
+        for f in dataclasses.fields(cls):
+            assert f"| `{f.name}` |" in readme, f.name
