@@ -146,8 +146,11 @@ def main(argv: list[str] | None = None) -> None:
         p.set_defaults(func=func)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose or args.command != "figures" else
-                        logging.WARNING, format="%(message)s", stream=sys.stderr)
+    # Only toymodels' own messages: JAX logs its backend probing at INFO on the root logger.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO if args.verbose or args.command != "figures" else logging.WARNING)
     try:
         args.func(args)
     except ValueError as err:
