@@ -1,0 +1,167 @@
+"""The figures of Toy Models of Superposition, drawn from sweep results.
+
+    from toymodels.plots import write_figures
+    paths = write_figures({"basic": relu_ds, "linear": linear_ds, "phase21": phase_ds}, "figures/")
+
+Each figure is a function from Dataset(s) to a `matplotlib.figure.Figure` (built without pyplot,
+so it works on a headless machine); `write_figures` looks at what each dataset holds — its model
+kind, n_features and d_hidden (the `model` attr) and its grid dims — and draws every figure it can
+feed. A figure function given a dataset it cannot draw raises a ValueError saying why. Where a
+grid has a `seed` dim, figures show the lowest-loss seed at each point (represented_vs_sparsity
+shows every seed, and their mean).
+
+- `tms_intro.png` (`tms_intro`): a relu_output sweep over feature_probability, n ≤ 30.
+- `represented_vs_sparsity.png` (`represented_vs_sparsity`): a relu_output and a linear sweep of
+  equal (n_features, d_hidden), both over feature_probability.
+- `feature_geometry.png` (`feature_geometry`): a relu_output sweep over feature_probability,
+  n ≥ 50.
+- `phase_2_1.png`, `phase_3_2.png` (`phase_diagram`): a relu_output sweep of 2 features in 1 dim
+  (or 3 in 2) over feature_probability and extra_importance, the others of equal importance.
+  Its theory is computed on the dataset's grid: seconds for 2→1, minutes for 3→2.
+- `training_dynamics.png` (`training_dynamics`): a sweep of any kind with snapshots (a
+  snapshot_step dim), optionally over feature_probability.
+- `neuron_polysemanticity.png` (`neuron_polysemanticity`): every hidden_relu and abs sweep over
+  feature_probability, drawn together.
+
+Grid dims other than the ones a figure plots and `seed` must have a single value. When several
+datasets qualify for one figure, each gets its own file, suffixed with its name
+(`tms_intro_basic.png`); the neuron figure instead draws all its datasets together.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import xarray as xr
+from matplotlib.figure import Figure
+
+from toymodels.plots import dynamics, geometry, intro, neurons, phase_change, represented, style
+from toymodels.plots._data import model_config
+from toymodels.plots.dynamics import training_dynamics
+from toymodels.plots.geometry import feature_geometry
+from toymodels.plots.intro import tms_intro
+from toymodels.plots.neurons import neuron_polysemanticity
+from toymodels.plots.phase_change import phase_diagram
+from toymodels.plots.represented import represented_vs_sparsity
+
+__all__ = [
+    "feature_geometry",
+    "figure_plan",
+    "neuron_polysemanticity",
+    "phase_diagram",
+    "represented_vs_sparsity",
+    "style",
+    "tms_intro",
+    "training_dynamics",
+    "write_figures",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _check(datasets) -> None:
+    if not isinstance(datasets, Mapping):
+        raise ValueError(f"datasets must be a mapping of name to xarray.Dataset; "
+                         f"got {type(datasets).__name__}")
+    for name, ds in datasets.items():
+        if not isinstance(ds, xr.Dataset):
+            raise ValueError(f"datasets[{name!r}] must be an xarray.Dataset; "
+                             f"got {type(ds).__name__}")
+
+
+def _qualifying(datasets: Mapping[str, xr.Dataset], figure: str, problems) -> list[str]:
+    """The names of the datasets `problems` finds nothing wrong with, for `figure`."""
+    out = []
+    for name, ds in datasets.items():
+        found = problems(ds)
+        if found:
+            log.debug("%s does not feed %s: %s", name, figure, "; ".join(found))
+        else:
+            out.append(name)
+    return out
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "dataset"
+
+
+def _files(stem: str, keys: list[str]) -> list[tuple[str, str]]:
+    """(key, file name) per qualifying key: `stem.png` if one, `stem_key.png` each if several."""
+    if len(keys) == 1:
+        return [(keys[0], f"{stem}.png")]
+    return [(k, f"{stem}_{_slug(k)}.png") for k in keys]
+
+
+Plan = list[tuple[str, Callable[..., Figure], tuple]]
+
+
+def figure_plan(datasets: Mapping[str, xr.Dataset]) -> Plan:
+    """What `write_figures` would draw: (file name, figure function, its arguments) per figure.
+
+    Cheap (nothing is drawn); see the module docstring for the rules.
+    """
+    _check(datasets)
+    plan: Plan = []
+
+    def each(stem, problems, figure):
+        names = _qualifying(datasets, stem, problems)
+        plan.extend((file, figure, (datasets[name],)) for name, file in _files(stem, names))
+
+    each("tms_intro", intro.problems, tms_intro)
+
+    stem = "represented_vs_sparsity"
+    relu = _qualifying(datasets, stem, lambda ds: represented.problems(ds, "relu_output"))
+    linear = _qualifying(datasets, stem, lambda ds: represented.problems(ds, "linear"))
+    pairs = [(r, li) for r in relu for li in linear
+             if not represented.pair_problems(datasets[r], datasets[li])]
+    files = _files(stem, [f"{r}_vs_{li}" for r, li in pairs])
+    for (r, li), (_, file) in zip(pairs, files):
+        plan.append((file, represented_vs_sparsity, (datasets[r], datasets[li])))
+
+    each("feature_geometry", geometry.problems, feature_geometry)
+
+    by_shape: dict[tuple[int, int], list[str]] = {}
+    for name in _qualifying(datasets, "phase_diagram", phase_change.problems):
+        model = model_config(datasets[name])
+        by_shape.setdefault((model["n_features"], model["d_hidden"]), []).append(name)
+    for (n, m), names in sorted(by_shape.items()):
+        for name, file in _files(f"phase_{n}_{m}", names):
+            plan.append((file, phase_diagram, (datasets[name],)))
+
+    each("training_dynamics", dynamics.problems, training_dynamics)
+
+    names = _qualifying(datasets, "neuron_polysemanticity", neurons.problems)
+    if names:
+        plan.append(("neuron_polysemanticity.png", neuron_polysemanticity,
+                     ({k: datasets[k] for k in names},)))
+    return plan
+
+
+def write_figures(datasets: Mapping[str, xr.Dataset], out_dir: str | Path) -> list[Path]:
+    """Draw every figure the datasets feed and save each as a PNG in `out_dir`.
+
+    Which dataset feeds which figure is read from its content (see the module docstring); a
+    dataset that feeds none is skipped (logged at DEBUG level with the reasons).
+
+    Args:
+      datasets: name → sweep result (`toymodels.sweep` or `toymodels.load_results`). Names
+        suffix the file names when several datasets feed one figure.
+      out_dir: the folder to write into; created if missing.
+
+    Returns:
+      The paths written, in drawing order.
+    """
+    plan = figure_plan(datasets)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for file, figure, args in plan:
+        log.info("drawing %s", file)
+        fig: Figure = figure(*args)
+        path = out_dir / file
+        fig.savefig(path, dpi=style.DPI)
+        paths.append(path)
+    return paths
