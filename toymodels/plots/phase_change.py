@@ -125,5 +125,5 @@ def phase_diagram(ds: xr.Dataset, theory: xr.Dataset | None = None) -> Figure:
                        extra=right.get_legend_handles_labels()[0])
     n, m = model["n_features"], model["d_hidden"]
     fig.suptitle(f"Phase diagram, {n} features in {m} dim{'s' if m > 1 else ''}: "
-                 f"trained and theory agree at {agree:.0%} of {predicted.size} points")
+                 f"trained and theory agree at {agree:.1%} of {predicted.size} points")
     return fig
