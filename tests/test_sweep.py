@@ -99,3 +99,11 @@ def test_every_model_kind_trains(kind):
     assert np.isfinite(history).all() and (history[:, -1] < history[:, 0]).all()
     params = {"abs": ["W_in", "W_out", "b"]}.get(kind, ["W", "b"])
     assert set(params) <= set(ds.data_vars)
+
+
+def test_progress_bar_only_when_asked(capsys):
+    t = tm.TrainConfig(steps=20, batch_size=32, log_every=10)
+    tm.sweep(MODEL, {"seed": [0]}, t, progress=False)
+    assert capsys.readouterr().err == ""
+    tm.sweep(MODEL, {"seed": [0]}, t)  # stderr is not a terminal under pytest: silent
+    assert capsys.readouterr().err == ""

@@ -10,7 +10,7 @@ from toymodels.devices import use_host_devices
 
 use_host_devices()
 
-from toymodels import analysis  # noqa: E402
+from toymodels import analysis, phase  # noqa: E402
 from toymodels.config import ToyModelConfig, TrainConfig  # noqa: E402
 from toymodels.store import load_results  # noqa: E402
 from toymodels.sweep import sweep  # noqa: E402
@@ -21,6 +21,7 @@ __all__ = [
     "TrainConfig",
     "Swept",
     "analysis",
+    "phase",
     "load_results",
     "make_trainer",
     "sweep",
