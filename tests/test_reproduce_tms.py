@@ -37,6 +37,6 @@ def test_linear_keeps_the_five_most_important_features():
 def test_equal_importance_five_in_two_forms_a_pentagon():
     model = tm.ToyModelConfig(n_features=5, d_hidden=2, feature_probability=0.02)
     ds = tm.sweep(model, {"seed": [0, 1, 2, 3]}, TRAIN, progress=False)
-    best = ds.isel(seed=int(ds.loss.argmin()))
+    best = ds.isel(seed=int(np.argmin(ds.loss.values)))
     D = np.asarray(tm.analysis.feature_dimensionality(best.W.values))
     np.testing.assert_allclose(D, 0.4, atol=0.02)
