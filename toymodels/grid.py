@@ -79,39 +79,23 @@ class Grid:
         index = np.unravel_index(points, self.shape) if self.axes else ()
         return {a.name: a.values[i] for a, i in zip(self.axes, index)}
 
+    def configs(self, point: int) -> tuple[ToyModelConfig, TrainConfig]:
+        """The (model, train) configs of one flat point: the base configs with its grid values."""
+        values = {k: v[0].tolist() for k, v in self.point_values(np.asarray([point])).items()}
+        model_fields = swept_fields(ToyModelConfig)
+        model = dataclasses.replace(self.model, **{k: v for k, v in values.items() if k in model_fields})
+        train = dataclasses.replace(self.train, **{k: v for k, v in values.items() if k not in model_fields})
+        return model, train
+
     def swept(self, points: np.ndarray) -> Swept:
         """The `Swept` values of the given flat points, each with a leading (point,) axis."""
-        m, t, n = self.model, self.train, len(points)
-        v = self.point_values(points)
+        rows = [Swept.from_configs(*self.configs(p)) for p in points]
+        return Swept(*(np.stack(column) for column in zip(*rows)))
 
-        def col(name, default):
-            return np.asarray(v[name], float) if name in v else np.full(n, default, float)
-
-        if "feature_probability" in v:
-            p = np.broadcast_to(np.asarray(v["feature_probability"], float).reshape(n, -1),
-                                (n, m.n_features))
-        else:
-            p = np.broadcast_to(m.probabilities(), (n, m.n_features))
-        if "importance" in v:
-            imp = np.asarray(v["importance"], float).copy()
-        elif m.importance is not None:
-            imp = np.tile(m.importances(), (n, 1))
-        else:
-            decay = col("importance_decay", m.importance_decay)
-            imp = decay[:, None] ** np.arange(m.n_features)
-        extra = v.get("extra_importance", None if m.extra_importance is None else
-                      np.full(n, m.extra_importance))
-        if extra is not None:
-            imp[:, -1] = extra
-        init_std = col("init_std", m.init_std if m.init_std is not None else m.xavier_std())
-        return Swept(
-            feature_probability=p.astype(np.float32),
-            importance=imp.astype(np.float32),
-            init_std=init_std.astype(np.float32),
-            lr=col("lr", t.lr).astype(np.float32),
-            weight_decay=col("weight_decay", t.weight_decay).astype(np.float32),
-            seed=(np.asarray(v["seed"]) if "seed" in v else np.full(n, t.seed)).astype(np.int32),
-        )
+    def seeds(self) -> np.ndarray:
+        """(point,) the seed of every flat point."""
+        v = self.point_values(np.arange(self.n_points))
+        return np.asarray(v["seed"] if "seed" in v else np.full(self.n_points, self.train.seed))
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description, stored with results and compared on resume."""

@@ -140,7 +140,7 @@ class _Schedule:
 
     @classmethod
     def make(cls, plan: Grid, per_device: int, n_devices: int) -> "_Schedule":
-        seeds = plan.swept(np.arange(plan.n_points)).seed
+        seeds = plan.seeds()
         return cls(np.argsort(seeds, kind="stable"), seeds, per_device, n_devices)
 
     def points(self, c: int) -> np.ndarray:
