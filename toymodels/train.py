@@ -128,9 +128,14 @@ class Trainer:
         opt_state = self.optimizer(swept).init(params)
         snapshots = ()
         if len(self.snapshot_steps):
-            take = self.snapshot_steps == 0
-            snapshots = jax.tree.map(lambda p: jnp.where(_bcast(take, p[None]), p, 0.0), params)
+            empty = jax.tree.map(lambda p: jnp.zeros((len(self.snapshot_steps),) + p.shape), params)
+            snapshots = self.record(empty, params, 0)
         return TrainState(params, opt_state, snapshots)
+
+    def record(self, snapshots, params, step):
+        """Copy one model's params into the snapshot slots of `step`; snapshots: (snapshot, ...)."""
+        take = self.snapshot_steps == step
+        return jax.tree.map(lambda buf, p: jnp.where(_bcast(take, buf), p, buf), snapshots, params)
 
     def step(self, state: TrainState, swept: Swept, u: jax.Array) -> tuple[TrainState, jax.Array]:
         """One optimizer step on the batch made from uniforms u: (feature, batch)."""
@@ -170,10 +175,8 @@ class Trainer:
         def one_interval(state, t0):
             state, losses = jax.lax.scan(one_step, state, t0 + jnp.arange(log_every))
             if len(self.snapshot_steps):
-                take = self.snapshot_steps == t0 + log_every
-                state = state._replace(snapshots=jax.tree.map(
-                    lambda buf, p: jnp.where(_bcast(take, buf[0]), p[:, None], buf),
-                    state.snapshots, state.params))
+                record = jax.vmap(self.record, in_axes=(0, 0, None))
+                state = state._replace(snapshots=record(state.snapshots, state.params, t0 + log_every))
             return state, jnp.mean(losses, axis=0)
 
         starts = start_step + log_every * jnp.arange(n_logs)
@@ -181,13 +184,14 @@ class Trainer:
         return state, history.T
 
     def train(self, swept: Swept) -> tuple[dict, jax.Array, Any]:
-        """Train one model from scratch: (params as a dict, (n_logs,) loss history, snapshots)."""
+        """Train one model from scratch: (params, (n_logs,) loss history, snapshots), as dicts."""
         state = jax.tree.map(lambda a: a[None], self.init(swept))
         batch = jax.tree.map(lambda a: jnp.asarray(a)[None], swept)
         n_logs = self.train_config.steps // self.train_config.log_every
         state, history = self.run(state, batch, batch.seed, jnp.zeros(1, jnp.int32), 0, n_logs)
         one = jax.tree.map(lambda a: a[0], state)
-        return nnx.to_pure_dict(one.params), history[0], one.snapshots
+        snapshots = nnx.to_pure_dict(one.snapshots) if len(self.snapshot_steps) else {}
+        return nnx.to_pure_dict(one.params), history[0], snapshots
 
 
 def _bcast(mask: jax.Array, like: jax.Array) -> jax.Array:
