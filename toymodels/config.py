@@ -14,13 +14,13 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 ModelKind = Literal["relu_output", "linear", "hidden_relu", "abs"]
 Optimizer = Literal["adamw", "adam", "sgd"]
-Schedule = Literal["constant", "warmup_cosine"]
+Schedule = Literal["constant", "warmup_cosine", "warmup_decay"]
 
 # Seeds become uint32 PRNG keys inside the compiled program.
 MAX_SEED = 2**31 - 1
@@ -57,6 +57,11 @@ def _check_float(name: str, value: Any, low: float, high: float, *, low_open=Fal
     if not ok:
         lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
         _fail(name, f"a finite number in {lo}{low}, {high}{hi}", value)
+
+
+def _check_optional_float(name: str, value: Any, low: float, high: float, **kw) -> None:
+    if value is not None:
+        _check_float(name, value, low, high, **kw)
 
 
 def _check_literal(name: str, value: Any, choices: Sequence[str]) -> None:
@@ -109,6 +114,18 @@ class ToyModelConfig:
         None, "std of the normal init of the weights; None: per-model Xavier-normal"
     )
 
+    #: how a toy model trains where TrainConfig leaves it to the recipe: the TMS notebook's
+    #: torch.optim.AdamW(lr=1e-3), weight decay 0.01 on every parameter, no gradient clipping.
+    train_recipe: ClassVar[dict[str, Any]] = {
+        "optimizer": "adamw", "weight_decay": 0.01, "max_grad_norm": math.inf,
+    }
+    #: the key of this config in a sweep's stored description (results attrs, sweep.json).
+    describe_as: ClassVar[str] = "model"
+    #: swept fields whose grid values may be vectors, and the dim their entries run along.
+    vector_fields: ClassVar[dict[str, str]] = {"importance": "feature", "feature_probability": "feature"}
+    #: static fields a grid may still sweep: one compiled sweep per value (none for toy models).
+    static_grid_fields: ClassVar[tuple[str, ...]] = ()
+
     def __post_init__(self):
         _check_int("n_features", self.n_features, 1)
         _check_int("d_hidden", self.d_hidden, 1)
@@ -149,6 +166,21 @@ class ToyModelConfig:
         if self.init_std is not None:
             _check_float("init_std", self.init_std, 0.0, math.inf, high_open=True)
 
+    def make_trainer(self, train: "TrainConfig", data: Any = None):
+        """The toy-model trainer of the static part of (self, train); toy models make their data."""
+        if data is not None:
+            raise ValueError("data must be None for a toy model, which draws its own features; "
+                             f"got {type(data).__name__}")
+        from toymodels.train import make_trainer
+
+        return make_trainer(self, train)
+
+    def check_grid(self, grid: dict[str, Any]) -> None:
+        """Checks of a grid that involve several fields (each value is checked on its own first)."""
+        if "importance_decay" in grid and self.importance is not None and "importance" not in grid:
+            raise ValueError("importance_decay is swept, but importance is set explicitly and would "
+                             "override it; set importance=None")
+
     def probabilities(self) -> np.ndarray:
         """Per-feature probabilities, shape (n_features,)."""
         return np.broadcast_to(np.asarray(self.feature_probability, float), (self.n_features,))
@@ -171,27 +203,42 @@ class ToyModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How every model of a sweep is trained. The defaults are the TMS notebook's."""
+    """How every model of a sweep is trained.
+
+    `optimizer`, `weight_decay` and `max_grad_norm` default to None: the recipe of what is
+    trained (`ToyModelConfig.train_recipe`: the TMS notebook's AdamW with weight decay 0.01 and
+    no clipping; `SAEConfig.train_recipe`: SAELens's Adam, no weight decay, gradients clipped to
+    norm 1). `resolved(recipe)` fills them in; a sweep stores the resolved config.
+    """
 
     steps: int = static(10_000, "optimizer steps (≥ 1)")
     batch_size: int = static(1024, "samples per step (≥ 1)")
-    optimizer: Optimizer = static(
-        "adamw", "adamw (torch.optim.AdamW's defaults, as the TMS notebook), adam, or sgd"
+    optimizer: Optimizer | None = static(
+        None, "adamw (torch.optim.AdamW), adam, or sgd; None: the recipe of what is trained"
     )
     lr: float = swept(1e-3, "peak learning rate, > 0")
-    weight_decay: float = swept(
-        0.01, "decoupled weight decay of adamw, applied to every parameter (torch's default 0.01)"
+    weight_decay: float | None = swept(
+        None, "decoupled weight decay of adamw on every parameter, ≥ 0 (torch's default 0.01); "
+        "None: the recipe of what is trained"
+    )
+    max_grad_norm: float | None = static(
+        None, "clip the gradient to this global norm, > 0 (inf: no clipping); None: the recipe"
     )
     b1: float = static(0.9, "Adam's β₁ in [0, 1)")
     b2: float = static(0.999, "Adam's β₂ in [0, 1)")
     eps: float = static(1e-8, "Adam's ε > 0")
     momentum: float = static(0.0, "SGD momentum in [0, 1)")
     schedule: Schedule = static(
-        "constant", "constant, or warmup_cosine: linear warm-up then cosine decay"
+        "constant", "constant; warmup_cosine: linear warm-up then cosine decay; warmup_decay "
+        "(SAELens): linear warm-up, constant, then linear decay over the last decay_steps"
     )
-    warmup_steps: int = static(0, "warm-up steps of warmup_cosine, in [0, steps]")
+    warmup_steps: int = static(0, "warm-up steps of warmup_cosine and warmup_decay, in [0, steps]")
+    decay_steps: int = static(
+        0, "final steps of warmup_decay over which the lr falls linearly to lr × final_lr_fraction; "
+        "warmup_steps + decay_steps ≤ steps"
+    )
     final_lr_fraction: float = static(
-        0.0, "warmup_cosine decays to lr × final_lr_fraction, in [0, 1]"
+        0.0, "warmup_cosine and warmup_decay end at lr × final_lr_fraction, in [0, 1]"
     )
     log_every: int = static(100, "record the mean training loss every log_every steps; divides steps")
     snapshot_steps: tuple[int, ...] = static(
@@ -202,15 +249,21 @@ class TrainConfig:
     def __post_init__(self):
         _check_int("steps", self.steps, 1)
         _check_int("batch_size", self.batch_size, 1)
-        _check_literal("optimizer", self.optimizer, Optimizer.__args__)
+        if self.optimizer is not None:
+            _check_literal("optimizer", self.optimizer, Optimizer.__args__)
         _check_float("lr", self.lr, 0.0, math.inf, low_open=True, high_open=True)
-        _check_float("weight_decay", self.weight_decay, 0.0, math.inf, high_open=True)
+        _check_optional_float("weight_decay", self.weight_decay, 0.0, math.inf, high_open=True)
+        g = self.max_grad_norm
+        if g is not None and not (isinstance(g, (int, float, np.number)) and not isinstance(g, bool)
+                                  and g > 0):
+            _fail("max_grad_norm", "a number > 0 (inf: no clipping)", g)
         _check_float("b1", self.b1, 0.0, 1.0, high_open=True)
         _check_float("b2", self.b2, 0.0, 1.0, high_open=True)
         _check_float("eps", self.eps, 0.0, math.inf, low_open=True, high_open=True)
         _check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
         _check_literal("schedule", self.schedule, Schedule.__args__)
         _check_int("warmup_steps", self.warmup_steps, 0, self.steps)
+        _check_int("decay_steps", self.decay_steps, 0, self.steps - self.warmup_steps)
         _check_float("final_lr_fraction", self.final_lr_fraction, 0.0, 1.0)
         _check_int("log_every", self.log_every, 1, self.steps)
         if self.steps % self.log_every:
@@ -230,6 +283,11 @@ class TrainConfig:
     def log_steps(self) -> np.ndarray:
         """The step count at the end of each logged interval, shape (steps // log_every,)."""
         return np.arange(1, self.steps // self.log_every + 1) * self.log_every
+
+    def resolved(self, recipe: dict[str, Any]) -> "TrainConfig":
+        """A copy with every field left at None filled in from `recipe` (a `train_recipe`)."""
+        fill = {k: v for k, v in recipe.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **fill) if fill else self
 
 
 def field_docs(cls) -> dict[str, str]:

@@ -1,12 +1,18 @@
 """The sweep engine: train every point of a labeled grid, many models per compiled call.
 
-The grid's points are put in seed order and cut into chunks sized for the devices; each chunk is
-split into one block per device (`jax.shard_map` over a 1-D mesh named "points") and every block
-trains its models together with `vmap`, drawing the data stream of each distinct seed once per
-step. A chunk runs in a few segments of whole logging intervals so that a progress bar can move;
-a finished chunk is written to `out` at once, so a resumed sweep retrains only unfinished chunks.
-A point's numbers depend only on its own values and seed, never on its neighbours, the chunk
-size, or the number of devices (up to float reassociation).
+Generic over what is trained (a toy model, an SAE …: the config's `make_trainer`, see
+`toymodels.trainable`) and over where its data comes from (drawn in-graph per seed, or handed in
+from the host). The grid's points are put in seed order and cut into chunks sized for the
+devices; each chunk is split into one block per device (`jax.shard_map` over a 1-D mesh named
+"points") and every block trains its models together with `vmap` (`toymodels.loop`). A chunk
+runs in a few segments of whole logging intervals so that a progress bar can move (and, for host
+data, so that one segment's batches fit in memory while the next is read); a finished chunk is
+written to `out` at once, so a resumed sweep retrains only unfinished chunks. A point's numbers
+depend only on its own values and seed, never on its neighbours, the chunk size, or the number
+of devices (up to float reassociation).
+
+Static fields that a config still lets the grid sweep (an SAE's `d_sae` and `k`) run as one
+sub-sweep per value, merged into one Dataset (`toymodels.widths`).
 """
 
 from __future__ import annotations
@@ -15,22 +21,24 @@ import functools
 import json
 import logging
 import math
+import queue
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
-from toymodels.config import ToyModelConfig, TrainConfig
+from toymodels import loop
+from toymodels.config import TrainConfig
 from toymodels.grid import Grid
 from toymodels.store import SweepStore
-from toymodels.train import Swept, Trainer, make_trainer
+from toymodels.trainable import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +48,16 @@ log = logging.getLogger(__name__)
 CPU_BLOCK_BYTES = 5 * 2**19
 #: segments a chunk's training is cut into, for the progress bar.
 TARGET_SEGMENTS = 10
+#: at most this many bytes of host batches per segment (one segment trains while the next is read).
+HOST_SEGMENT_BYTES = 64 * 2**20
 
 
 def sweep(
-    model: ToyModelConfig,
+    config: Any,
     grid: Mapping[str, Sequence[Any]] | None = None,
     train: TrainConfig | None = None,
     *,
+    data: Any = None,
     out: str | None = None,
     chunk_size: int | None = None,
     devices: Sequence[jax.Device] | None = None,
@@ -55,9 +66,14 @@ def sweep(
     """Train one model per point of `grid` and return the results as a labeled Dataset.
 
     Args:
-      model: the toy model and its data; swept fields left out of the grid keep these values.
+      config: what to train: a `ToyModelConfig` (a toy model and its synthetic data) or an
+        `SAEConfig`; swept fields left out of the grid keep these values.
       grid: {swept field: values}; the points are the product of the axes, in the given order.
-      train: how to train (defaults: the TMS notebook's AdamW, 10,000 steps of batch 1024).
+        An SAE's `d_sae` and `k` may be keys too (one compilation per value).
+      train: how to train (default `TrainConfig()`; fields it leaves at None follow the recipe of
+        what is trained: the TMS notebook's AdamW for toy models, SAELens's Adam for SAEs).
+      data: where an SAE's activations come from: `GroundTruth`, `ToyActivations`, an
+        activation store, or any iterable of (batch, d_in) arrays. None for toy models.
       out: a folder to keep finished chunks and the final `results.nc` in. Calling again with the
         same `out` and arguments resumes: finished chunks are loaded, not retrained.
       chunk_size: models per compiled call (rounded up to a multiple of the device count);
@@ -68,28 +84,46 @@ def sweep(
       progress: show a progress bar; default: only when stderr is a terminal.
 
     Returns:
-      An `xarray.Dataset` with the grid's keys as its first dims: the parameters (`W`, `b`, …),
-      `loss` (mean training loss over the last log_every steps), `loss_history` over `step`,
+      An `xarray.Dataset` with the grid's keys as its first dims (after any dims the data brings):
+      the trained parameters, `loss` (mean training loss over the last log_every steps),
+      `loss_history` over `step` (and the history of any other metric the trainer logs),
       `diverged`, and `<param>_snapshot` over `snapshot_step` if snapshots were asked for.
     """
     train = TrainConfig() if train is None else train
-    plan = Grid.make(model, train, {} if grid is None else grid)
-    devices = list(jax.devices() if devices is None else devices)
+    grid = {} if grid is None else grid
+    if not isinstance(grid, Mapping):
+        raise ValueError(f"grid must be a mapping of field name to values; got {type(grid).__name__}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}")
-    trainer = make_trainer(model, train)
-    store = SweepStore(out, plan.describe(), writer=_is_writer()) if out is not None else None
+    static_keys = [k for k in grid if k in getattr(config, "static_grid_fields", ())]
+    options = dict(chunk_size=chunk_size, devices=devices, progress=progress)
+    if static_keys:
+        from toymodels.widths import sweep_static
+
+        return sweep_static(config, grid, train, static_keys, data=data, out=out, **options)
+    return _sweep(config, grid, train, data=data, out=out, **options)
+
+
+def _sweep(config, grid, train, *, data, out, chunk_size, devices, progress) -> xr.Dataset:
+    plan, trainer = plan_sweep(config, grid, train, data)
+    devices = list(jax.devices() if devices is None else devices)
+    description = plan.describe()
+    if trainer.describe_data() is not None:
+        description["data"] = trainer.describe_data()
+    store = SweepStore(out, description, writer=_is_writer()) if out is not None else None
 
     per_device = (math.ceil(chunk_size / len(devices)) if chunk_size is not None
-                  else _default_points_per_device(devices, train, model, plan.n_points))
+                  else _default_points_per_device(devices, trainer, plan.n_points))
     schedule = _Schedule.make(plan, per_device, len(devices))
-    results = _Results(plan, trainer)
+    results = _Results(plan, trainer, description)
     if store is not None:
         for points, arrays in store.load_chunks():
             results.put(points, arrays)
 
     todo = [c for c in range(schedule.n_chunks) if not results.has(schedule.points(c))]
     runner = _Runner(plan, trainer, Mesh(np.asarray(devices), ("points",)), schedule)
+    if trainer.host_data is not None and len(todo) > 1:
+        trainer.host_data.check_reiterable(len(todo))
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(total=len(todo) * runner.n_segments, disable=not show, delay=2.0,
               unit="segment", desc="sweep") as bar:
@@ -105,17 +139,29 @@ def sweep(
     return ds
 
 
+def plan_sweep(config: Any, grid: Mapping[str, Any], train: TrainConfig, data: Any
+               ) -> tuple[Grid, Trainer]:
+    """The checked grid and the trainer of a sweep; raises ValueError before anything compiles."""
+    if not hasattr(config, "make_trainer"):
+        raise ValueError("the config must be a ToyModelConfig or an SAEConfig; "
+                         f"got {type(config).__name__}")
+    if not isinstance(train, TrainConfig):
+        raise ValueError(f"train must be a TrainConfig; got {type(train).__name__}")
+    trainer = config.make_trainer(train, data)
+    return Grid.make(config, train, grid, trainer.data_axes), trainer
+
+
 def _is_writer() -> bool:
     return jax.process_index() == 0
 
 
-def _default_points_per_device(devices, train: TrainConfig, model: ToyModelConfig, n_points: int) -> int:
+def _default_points_per_device(devices, trainer: Trainer, n_points: int) -> int:
     need = math.ceil(n_points / len(devices))
-    width = max(model.n_features, model.d_hidden)
+    point_bytes = trainer.point_bytes()
     if devices[0].platform == "cpu":
-        return max(1, min(need, CPU_BLOCK_BYTES // (4 * width * train.batch_size)))
-    # Inputs, activations and their gradients: about a dozen (batch, feature) float32 arrays.
-    per_point = 12 * 4 * train.batch_size * width
+        return max(1, min(need, CPU_BLOCK_BYTES // point_bytes))
+    # Inputs, activations and their gradients: about a dozen arrays of the largest size.
+    per_point = 12 * point_bytes
     try:
         memory = devices[0].memory_stats()["bytes_limit"]
     except Exception:  # memory_stats is optional in the PJRT API
@@ -154,15 +200,26 @@ class _Schedule:
     def _padded_seeds(self, c: int) -> np.ndarray:
         return self.seeds[self.padded_points(c)].reshape(self.n_devices, self.per_device)
 
-    def streams(self, c: int) -> tuple[np.ndarray, np.ndarray]:
-        """(device·stream,) seeds of each block's streams and (point,) index of each point's stream."""
+    def streams(self, c: int) -> loop.Streams:
+        """Each block's stream seeds (device·stream,) and each point's stream index (point,)."""
         stream_seeds = np.empty((self.n_devices, self.n_streams), np.int32)
         stream_index = np.empty((self.n_devices, self.per_device), np.int32)
         for d, block in enumerate(self._padded_seeds(c)):
             unique, index = np.unique(block, return_inverse=True)
             stream_seeds[d] = np.concatenate([unique, np.full(self.n_streams - len(unique), unique[0])])
             stream_index[d] = index
-        return stream_seeds.reshape(-1), stream_index.reshape(-1)
+        return loop.Streams(stream_seeds.reshape(-1), stream_index.reshape(-1))
+
+
+def _segment_logs(n_logs: int, step_bytes: int | None, log_every: int) -> int:
+    """Logging intervals per segment: the fewest that make at most TARGET_SEGMENTS segments,
+    fewer where a segment's host batches (step_bytes each step) would pass HOST_SEGMENT_BYTES."""
+    divisors = [d for d in range(1, n_logs + 1) if n_logs % d == 0]
+    logs = min(d for d in divisors if n_logs // d <= TARGET_SEGMENTS)
+    if step_bytes is not None:
+        cap = HOST_SEGMENT_BYTES // max(1, step_bytes * log_every)
+        logs = max(d for d in divisors if d <= max(1, min(logs, cap)))
+    return logs
 
 
 class _Runner:
@@ -170,39 +227,100 @@ class _Runner:
 
     def __init__(self, plan: Grid, trainer: Trainer, mesh: Mesh, schedule: _Schedule):
         self.plan, self.trainer, self.schedule = plan, trainer, schedule
-        n_logs = trainer.train_config.steps // trainer.train_config.log_every
-        self.logs_per_segment = min(d for d in range(1, n_logs + 1)
-                                    if n_logs % d == 0 and n_logs // d <= TARGET_SEGMENTS)
+        t = trainer.train_config
+        n_logs = t.steps // t.log_every
+        host = trainer.host_data
+        step_bytes = host.bytes_per_batch(t.batch_size) if host is not None else None
+        self.logs_per_segment = _segment_logs(n_logs, step_bytes, t.log_every)
         self.n_segments = n_logs // self.logs_per_segment
+        feed_spec = (loop.HostBatches if trainer.host_data is not None else loop.Streams).spec()
         shard = functools.partial(jax.shard_map, mesh=mesh, check_vma=False)
-        self._init = jax.jit(shard(jax.vmap(trainer.init), in_specs=P("points"),
-                                   out_specs=P("points")))
-        run = functools.partial(trainer.run, n_logs=self.logs_per_segment)
-        self._run = jax.jit(shard(run, in_specs=(P("points"),) * 4 + (P(),),
+        self._init = jax.jit(shard(functools.partial(loop.init, trainer),
+                                   in_specs=(P("points"), feed_spec), out_specs=P("points")))
+        run = functools.partial(loop.run, trainer, n_logs=self.logs_per_segment)
+        self._run = jax.jit(shard(run, in_specs=(P("points"), P("points"), feed_spec, P()),
                                   out_specs=P("points")), donate_argnums=0)
+        self._outputs = jax.jit(shard(functools.partial(loop.outputs, trainer),
+                                      in_specs=P("points"), out_specs=P("points")))
         self.sharding = NamedSharding(mesh, P("points"))
+        self.replicated = NamedSharding(mesh, P())
 
-    def _put(self, x: np.ndarray) -> jax.Array:
+    def _put(self, x: np.ndarray, sharding=None) -> jax.Array:
         # Works for one process and for many (each builds the same global array, keeps its shards).
-        return jax.make_array_from_callback(x.shape, self.sharding, lambda idx: x[idx])
+        x = np.asarray(x)
+        sharding = self.sharding if sharding is None else sharding
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    def _feeds(self, c: int) -> Iterator[Any]:
+        """The feed of each segment of chunk c, on the devices."""
+        if self.trainer.host_data is None:
+            streams = jax.tree.map(self._put, self.schedule.streams(c))
+            while True:
+                yield streams
+        t = self.trainer.train_config
+        steps = self.logs_per_segment * t.log_every
+        for s, batches in enumerate(_prefetch(self.trainer.host_data.segments(t.batch_size, steps))):
+            data = jax.tree.map(lambda a: self._put(a, self.replicated), batches)
+            yield loop.HostBatches(data, self._put(np.int32(s * steps), self.replicated))
 
     def run_chunk(self, c: int, on_segment) -> dict[str, np.ndarray]:
         schedule, t = self.schedule, self.trainer.train_config
         points = schedule.padded_points(c)
-        swept = jax.tree.map(self._put, self.plan.swept(points))
-        stream_seeds, stream_index = map(self._put, schedule.streams(c))
-        state = self._init(swept)
+        rows = [self.trainer.swept(*self.plan.configs(p), i)
+                for p, i in zip(points, self.plan.data_index(points))]
+        swept = jax.tree.map(lambda *column: self._put(np.stack(column)), *rows)
+        feeds = self._feeds(c)
+        feed = next(feeds)
+        state = self._init(swept, feed)
         history = []
         for s in range(self.n_segments):
+            if s:
+                feed = next(feeds)
             start = jnp.int32(s * self.logs_per_segment * t.log_every)
-            state, h = self._run(state, swept, stream_seeds, stream_index, start)
+            state, h = self._run(state, swept, feed, start)
             history.append(h)
             on_segment()
+        feeds.close()
         n = len(schedule.points(c))
-        host = _to_host((nnx.to_pure_dict(state.params), nnx.to_pure_dict(state.snapshots)
-                         if len(t.snapshot_steps) else {}, history))
-        params, snapshots, history = jax.tree.map(lambda a: a[:n], host)
-        return _point_arrays(params, snapshots, np.concatenate(history, axis=1))
+        host = _to_host((self._outputs(state), history))
+        outputs, history = jax.tree.map(lambda a: a[:n], host)
+        history = {k: np.concatenate([h[k] for h in history], axis=1) for k in history[0]}
+        return _point_arrays(outputs, history)
+
+
+def _prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Run `iterator` in a thread, `depth` items ahead, so reading overlaps training."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(done)
+        except BaseException as err:  # handed to the consumer, raised there
+            items.put(err)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _to_host(tree):
@@ -212,15 +330,17 @@ def _to_host(tree):
     return jax.tree.map(np.asarray, tree)
 
 
-def _point_arrays(params: dict, snapshots: dict, history: np.ndarray) -> dict[str, np.ndarray]:
+def _point_arrays(outputs: dict, history: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The per-point result variables of a chunk, each with a leading (point,) axis."""
-    arrays = dict(params)
-    arrays |= {f"{name}_snapshot": v for name, v in snapshots.items()}
-    arrays["loss_history"] = history
-    arrays["loss"] = history[:, -1]
-    finite = np.isfinite(history).all(axis=1)
-    for v in params.values():
-        finite &= np.isfinite(v.reshape(len(v), -1)).all(axis=1)
+    arrays = dict(outputs)
+    for name, h in history.items():
+        arrays[f"{name}_history"] = h
+        arrays[name] = h[:, -1]
+    finite = np.ones(len(history["loss"]), bool)
+    final = [v for k, v in outputs.items() if not k.endswith("_snapshot")]
+    for v in list(history.values()) + final:
+        if np.issubdtype(v.dtype, np.floating):
+            finite &= np.isfinite(v.reshape(len(v), -1)).all(axis=1)
     arrays["diverged"] = ~finite
     return arrays
 
@@ -228,8 +348,8 @@ def _point_arrays(params: dict, snapshots: dict, history: np.ndarray) -> dict[st
 class _Results:
     """Per-point results as they arrive, assembled into the labeled Dataset at the end."""
 
-    def __init__(self, plan: Grid, trainer: Trainer):
-        self.plan, self.trainer = plan, trainer
+    def __init__(self, plan: Grid, trainer: Trainer, description: dict[str, Any]):
+        self.plan, self.trainer, self.description = plan, trainer, description
         self.arrays: dict[str, np.ndarray] = {}
         self.done = np.zeros(plan.n_points, bool)
 
@@ -245,16 +365,18 @@ class _Results:
 
     def dataset(self) -> xr.Dataset:
         plan, t = self.plan, self.trainer.train_config
-        param_dims = self.trainer.module.param_dims
-        extra = {"loss": (), "diverged": (), "loss_history": ("step",)}
-        extra |= param_dims
-        extra |= {f"{k}_snapshot": ("snapshot_step", *d) for k, d in param_dims.items()}
-        data = {name: (plan.dims + extra[name], v.reshape(plan.shape + v.shape[1:]))
+        result_dims = self.trainer.result_dims()
+        dims = {"diverged": ()} | result_dims
+        dims |= {f"{k}_snapshot": ("snapshot_step", *d) for k, d in result_dims.items()}
+        for name in self.arrays:
+            if name.endswith("_history"):
+                dims[name], dims[name[: -len("_history")]] = ("step",), ()
+        data = {name: (plan.dims + dims[name], v.reshape(plan.shape + v.shape[1:]))
                 for name, v in self.arrays.items()}
         coords: dict[str, Any] = {"step": t.log_steps}
         if t.snapshot_steps:
             coords["snapshot_step"] = np.asarray(t.snapshot_steps)
         for axis in plan.axes:
-            coords[axis.name] = ((axis.name, "feature"), axis.values) if axis.is_vector else axis.values
-        attrs = {k: json.dumps(v) for k, v in plan.describe().items()}
+            coords[axis.name] = ((axis.name, axis.dim), axis.values) if axis.is_vector else axis.values
+        attrs = {k: json.dumps(v) for k, v in self.description.items()}
         return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -1,12 +1,12 @@
 """Training one toy model, written once and mapped over thousands with `vmap`.
 
 `make_trainer(model, train)` builds, from the configs' static fields only, the pure functions of
-one training run: `init(swept) -> TrainState`, `step(state, swept, u, t)`, and
-`run(state, swept, ...)`, which advances a block of models by whole logging intervals in one
-`lax.scan`. `swept` (a `Swept`) carries everything that may differ between grid points as arrays,
-so one compilation serves the whole grid. `Trainer.train(swept)` is the plain single-model run;
-the sweep engine calls the same functions on blocks of models, sharing the data streams of
-models with the same seed.
+one toy model's training run (the `toymodels.trainable.Trainer` protocol): `init(swept, batch)`,
+`step(state, swept, x, t)` and `outputs(state)`. `swept` (a `Swept`) carries everything that may
+differ between grid points as arrays, so one compilation serves the whole grid. The data is the
+toy model's own sparse features (`ToyFeatures`), drawn inside the compiled step from a stream
+that depends only on the seed. `Trainer.train(swept)` is the plain single-model run; the sweep
+engine runs the same functions on blocks of models through `toymodels.loop`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,9 +22,12 @@ import numpy as np
 import optax
 from flax import nnx
 
+from toymodels import loop
 from toymodels.config import ToyModelConfig, TrainConfig
 from toymodels.data import FeatureLayout, features_from_uniform
 from toymodels.models import MODELS, ToyModel
+from toymodels.optim import make_optimizer
+from toymodels.trainable import TrainState, stream_keys
 
 
 class Swept(NamedTuple):
@@ -41,6 +43,7 @@ class Swept(NamedTuple):
     @classmethod
     def from_configs(cls, model: ToyModelConfig, train: TrainConfig) -> "Swept":
         """The swept values of a single configured model."""
+        train = train.resolved(ToyModelConfig.train_recipe)
         init_std = model.init_std if model.init_std is not None else model.xavier_std()
         return cls(
             feature_probability=np.asarray(model.probabilities(), np.float32),
@@ -52,66 +55,52 @@ class Swept(NamedTuple):
         )
 
 
-class TrainState(NamedTuple):
-    params: Any  # nnx.State of the model's parameters
-    opt_state: Any
-    snapshots: Any  # params with a leading (snapshot,) axis; () when no snapshots are asked for
+@dataclasses.dataclass(frozen=True)
+class ToyFeatures:
+    """A toy model's input features (a `toymodels.trainable.Source`), feature-major.
 
+    One stream draws the uniforms u: (feature, batch); each model gates and scales them with its
+    own feature probabilities (`features_from_uniform`).
+    """
 
-def stream_keys(seed: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(init key, data key) of a seed. The data stream at step t is fold_in(data key, t)."""
-    init_key, data_key = jax.random.split(jax.random.key(seed.astype(jnp.uint32)))
-    return init_key, data_key
+    layout: FeatureLayout
+    signed: bool
 
+    def draw(self, key, batch_size: int) -> jax.Array:
+        return jax.random.uniform(key, (len(self.layout.gate), batch_size))
 
-def _schedule(train: TrainConfig, lr):
-    if train.schedule == "warmup_cosine":
-        return optax.warmup_cosine_decay_schedule(
-            0.0, lr, train.warmup_steps, train.steps, end_value=lr * train.final_lr_fraction
-        )
-    return lr
-
-
-_OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
-    # torch.optim.AdamW: decoupled decay lr·wd·θ on every parameter, biases included.
-    "adamw": lambda t, lr, wd: optax.adamw(lr, t.b1, t.b2, t.eps, weight_decay=wd),
-    "adam": lambda t, lr, wd: optax.adam(lr, t.b1, t.b2, t.eps),
-    "sgd": lambda t, lr, wd: optax.sgd(lr, momentum=t.momentum or None),
-}
+    def batch(self, u: jax.Array, swept) -> jax.Array:
+        return features_from_uniform(u, swept.feature_probability, self.layout, self.signed)
 
 
 @dataclasses.dataclass(frozen=True)
 class Trainer:
-    """The pure functions that train one model of a given static configuration."""
+    """The pure functions that train one toy model of a given static configuration."""
 
     model: ToyModelConfig
-    train_config: TrainConfig
+    train_config: TrainConfig  # resolved against ToyModelConfig.train_recipe
 
     @functools.cached_property
     def module(self) -> type[ToyModel]:
         return MODELS[self.model.kind]
 
     @functools.cached_property
-    def layout(self) -> FeatureLayout:
+    def source(self) -> ToyFeatures:
         m = self.model
-        return FeatureLayout.make(m.n_features, m.n_correlated_pairs, m.n_anticorrelated_pairs)
+        layout = FeatureLayout.make(m.n_features, m.n_correlated_pairs, m.n_anticorrelated_pairs)
+        return ToyFeatures(layout, self.module.signed_inputs)
 
     @functools.cached_property
     def graphdef(self):
         abstract = nnx.eval_shape(self._new_module, 1.0, jax.random.key(0))
         return nnx.split(abstract)[0]
 
-    @property
-    def snapshot_steps(self) -> np.ndarray:
-        return np.asarray(self.train_config.snapshot_steps, np.int32)
-
     def _new_module(self, init_std, key) -> ToyModel:
         m = self.model
         return self.module(m.n_features, m.d_hidden, init_std=init_std, rngs=nnx.Rngs(params=key))
 
     def optimizer(self, swept: Swept) -> optax.GradientTransformation:
-        t = self.train_config
-        return _OPTIMIZERS[t.optimizer](t, _schedule(t, swept.lr), swept.weight_decay)
+        return make_optimizer(self.train_config, swept.lr, swept.weight_decay)
 
     def loss(self, params, swept: Swept, x: jax.Array) -> jax.Array:
         """Σ_i I_i (target(x)_i − x'_i)², averaged over the batch and the features.
@@ -122,89 +111,62 @@ class Trainer:
         err = self.module.target(x) - model(x)
         return jnp.mean(swept.importance[:, None] * err**2)
 
-    def init(self, swept: Swept) -> TrainState:
+    def init(self, swept: Swept, batch=None) -> TrainState:  # noqa: ARG002 (no data-dependent init)
         init_key, _ = stream_keys(swept.seed)
         params = nnx.split(self._new_module(swept.init_std, init_key))[1]
-        opt_state = self.optimizer(swept).init(params)
-        snapshots = ()
-        if len(self.snapshot_steps):
-            empty = jax.tree.map(lambda p: jnp.zeros((len(self.snapshot_steps),) + p.shape), params)
-            snapshots = self.record(empty, params, 0)
-        return TrainState(params, opt_state, snapshots)
+        return TrainState(params, self.optimizer(swept).init(params), (), ())
 
-    def record(self, snapshots, params, step):
-        """Copy one model's params into the snapshot slots of `step`; snapshots: (snapshot, ...)."""
-        take = self.snapshot_steps == step
-        return jax.tree.map(lambda buf, p: jnp.where(_bcast(take, buf), p, buf), snapshots, params)
-
-    def step(self, state: TrainState, swept: Swept, u: jax.Array) -> tuple[TrainState, jax.Array]:
-        """One optimizer step on the batch made from uniforms u: (feature, batch)."""
-        x = features_from_uniform(u, swept.feature_probability, self.layout, self.module.signed_inputs)
+    def step(self, state: TrainState, swept: Swept, x: jax.Array, t=None  # noqa: ARG002
+             ) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One optimizer step on the feature-major batch x: (feature, batch)."""
         loss, grads = jax.value_and_grad(self.loss)(state.params, swept, x)
         updates, opt_state = self.optimizer(swept).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return state._replace(params=params, opt_state=opt_state), loss
+        return state._replace(params=params, opt_state=opt_state), {"loss": loss}
 
-    def draw(self, data_keys: jax.Array, t: jax.Array) -> jax.Array:
-        """The uniforms of step t for each stream: (stream,) keys -> (stream, feature, batch)."""
-        shape = (self.model.n_features, self.train_config.batch_size)
-        return jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, t), shape))(data_keys)
+    def outputs(self, state: TrainState) -> dict[str, jax.Array]:
+        return self.snapshot_outputs(state.params, state.aux)
 
-    def run(self, state: TrainState, swept: Swept, stream_seeds: jax.Array,
-            stream_index: jax.Array, start_step: jax.Array, n_logs: int):
-        """Advance a block of models by n_logs logging intervals, in one `lax.scan`.
+    def snapshot_outputs(self, params, aux) -> dict[str, jax.Array]:  # noqa: ARG002
+        return nnx.to_pure_dict(params)
 
-        Args:
-          state, swept: (model, ...) pytrees, one row per model.
-          stream_seeds: (stream,) the distinct seeds of the block; each is drawn once per step.
-          stream_index: (model,) which stream each model reads.
-          start_step: the step the block is at (a multiple of log_every).
-          n_logs: static number of logging intervals to run.
+    def result_dims(self) -> dict[str, tuple[str, ...]]:
+        return dict(self.module.param_dims)
 
-        Returns:
-          state after n_logs · log_every steps, and (model, n_logs) mean training losses.
-        """
-        log_every = self.train_config.log_every
-        data_keys = jax.vmap(lambda s: stream_keys(s)[1])(stream_seeds)
-        step = jax.vmap(self.step)
+    #: toy models draw their own data: no host data, no data axes.
+    host_data = None
+    data_axes: ClassVar[tuple] = ()
 
-        def one_step(state, t):
-            u = self.draw(data_keys, t)[stream_index]
-            return step(state, swept, u)
+    def swept(self, model: ToyModelConfig, train: TrainConfig, data_index: int) -> Swept:  # noqa: ARG002
+        return Swept.from_configs(model, train)
 
-        def one_interval(state, t0):
-            state, losses = jax.lax.scan(one_step, state, t0 + jnp.arange(log_every))
-            if len(self.snapshot_steps):
-                record = jax.vmap(self.record, in_axes=(0, 0, None))
-                state = state._replace(snapshots=record(state.snapshots, state.params, t0 + log_every))
-            return state, jnp.mean(losses, axis=0)
+    def describe_data(self) -> None:
+        return None  # the data is the model's own (its config says it all)
 
-        starts = start_step + log_every * jnp.arange(n_logs)
-        state, history = jax.lax.scan(one_interval, state, starts)
-        return state, history.T
+    def point_bytes(self) -> int:
+        return 4 * max(self.model.n_features, self.model.d_hidden) * self.train_config.batch_size
 
     def train(self, swept: Swept) -> tuple[dict, jax.Array, Any]:
         """Train one model from scratch: (params, (n_logs,) loss history, snapshots), as dicts."""
-        state = jax.tree.map(lambda a: a[None], self.init(swept))
         batch = jax.tree.map(lambda a: jnp.asarray(a)[None], swept)
+        feed = loop.Streams(batch.seed, jnp.zeros(1, jnp.int32))
+        state = loop.init(self, batch, feed)
         n_logs = self.train_config.steps // self.train_config.log_every
-        state, history = self.run(state, batch, batch.seed, jnp.zeros(1, jnp.int32), 0, n_logs)
-        one = jax.tree.map(lambda a: a[0], state)
-        snapshots = nnx.to_pure_dict(one.snapshots) if len(self.snapshot_steps) else {}
-        return nnx.to_pure_dict(one.params), history[0], snapshots
-
-
-def _bcast(mask: jax.Array, like: jax.Array) -> jax.Array:
-    """Reshape a (snapshot,) mask to broadcast along the snapshot axis of `like`: (snapshot, ...)."""
-    return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
+        state, history = loop.run(self, state, batch, feed, jnp.int32(0), n_logs)
+        out = jax.tree.map(lambda a: a[0], loop.outputs(self, state))
+        params = {k: out[k] for k in self.module.param_dims}
+        snapshots = {k: out[f"{k}_snapshot"] for k in self.module.param_dims
+                     if f"{k}_snapshot" in out}
+        return params, history["loss"][0], snapshots
 
 
 def make_trainer(model: ToyModelConfig, train: TrainConfig) -> Trainer:
     """The trainer for the static part of (model, train); swept fields are ignored here."""
-    return _cached_trainer(_static_only(model), _static_only(train))
+    train = train.resolved(ToyModelConfig.train_recipe)
+    return _cached_trainer(static_only(model), static_only(train))
 
 
-def _static_only(cfg):
+def static_only(cfg):
     """A copy with every swept field at its default, so that equal static parts hash equal."""
     out = copy.copy(cfg)
     for f in dataclasses.fields(cfg):
@@ -218,4 +180,4 @@ def _cached_trainer(model: ToyModelConfig, train: TrainConfig) -> Trainer:
     return Trainer(model, train)
 
 
-__all__ = ["Swept", "TrainState", "Trainer", "make_trainer", "stream_keys"]
+__all__ = ["Swept", "ToyFeatures", "Trainer", "make_trainer", "static_only"]
