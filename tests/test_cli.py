@@ -64,6 +64,6 @@ def test_readme_documents_every_config_field():
     from pathlib import Path
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for cls in (tm.ToyModelConfig, tm.TrainConfig):
+    for cls in (tm.ToyModelConfig, tm.TrainConfig, tm.SAEConfig):
         for f in dataclasses.fields(cls):
             assert f"| `{f.name}` |" in readme, f.name

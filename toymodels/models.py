@@ -40,6 +40,13 @@ class ToyModel(nnx.Module):
         """What the model is trained to output for input x."""
         return x
 
+    #: the parameter whose rows embed the features in the hidden space (an SAE's ground truth).
+    embedding: ClassVar[str] = "W"
+
+    def hidden(self, x: jax.Array) -> jax.Array:
+        """The hidden activations h: (feature, ...) -> (hidden, ...), what an SAE is trained on."""
+        raise NotImplementedError
+
 
 class ReluOutput(ToyModel):
     """The TMS model: x' = ReLU(W Wᵀ x + b)  (row-vector form: ReLU(x W Wᵀ + b))."""
@@ -49,6 +56,9 @@ class ReluOutput(ToyModel):
     def __init__(self, n_features: int, d_hidden: int, *, init_std, rngs: nnx.Rngs):
         self.W = _normal(rngs, (n_features, d_hidden), init_std)
         self.b = nnx.Param(jnp.zeros((n_features,)))
+
+    def hidden(self, x):
+        return self.W[...].T @ x
 
     def __call__(self, x):
         W = self.W[...]
@@ -66,6 +76,9 @@ class Linear(ReluOutput):
 class HiddenRelu(ReluOutput):
     """A privileged hidden basis: x' = ReLU(W ReLU(Wᵀ x) + b)."""
 
+    def hidden(self, x):
+        return jax.nn.relu(self.W[...].T @ x)
+
     def __call__(self, x):
         W = self.W[...]
         return jax.nn.relu(W @ jax.nn.relu(W.T @ x) + _col(self.b[...], x))
@@ -79,6 +92,7 @@ class Abs(ToyModel):
 
     param_dims = {"W_in": ("feature", "hidden"), "W_out": ("hidden", "feature"), "b": ("feature",)}
     signed_inputs = True
+    embedding = "W_in"
 
     def __init__(self, n_features: int, d_hidden: int, *, init_std, rngs: nnx.Rngs):
         self.W_in = _normal(rngs, (n_features, d_hidden), init_std)
@@ -89,8 +103,11 @@ class Abs(ToyModel):
     def target(x):
         return jnp.abs(x)
 
+    def hidden(self, x):
+        return jax.nn.relu(self.W_in[...].T @ x)
+
     def __call__(self, x):
-        h = jax.nn.relu(self.W_in[...].T @ x)
+        h = self.hidden(x)
         return jax.nn.relu(self.W_out[...].T @ h + _col(self.b[...], x))
 
 

@@ -1,0 +1,375 @@
+"""The SAE architectures: activation functions, inference, and the trainable NNX modules.
+
+Every architecture shares the affine maps of SAELens (x a row vector of one example):
+
+    π = (x − b_dec·[apply_b_dec_to_input]) W_enc + b_enc      hidden_pre   (d_sae,)
+    f = σ(π)                                                   feature_acts (d_sae,)
+    x̂ = f W_dec + b_dec                                        reconstruction
+
+and differs in σ and in its training terms:
+
+| architecture | σ at inference | parameters beyond W_enc, b_enc, W_dec, b_dec |
+|---|---|---|
+| standard | ReLU(π) | |
+| topk | ReLU of the k largest π_i, 0 elsewhere | |
+| batchtopk | trained on the top k·B of the batch; infers as jumprelu with its running threshold | threshold |
+| jumprelu | π · H(π − θ) (ReLU first, as SAELens) | threshold θ (trained as log θ) |
+| gated | H(π_gate) · ReLU(π_mag), π_gate = x̃ W_enc + b_gate, π_mag = x̃ (W_enc ⊙ e^r_mag) + b_mag | b_gate, r_mag, b_mag (no b_enc) |
+
+`encode` / `decode` here take a dict of arrays in SAELens's published form (a trained SAE's
+`outputs`, or a SAELens file) and one example; `tm.SAE` maps them over batches. The NNX modules
+hold the trainable form (jumprelu's log θ) and give the training forward pass for a batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from toymodels.analysis._vectors import norm
+from toymodels.sae.config import SAEConfig
+
+Params = dict[str, jax.Array]
+
+
+def rectangle(u: jax.Array) -> jax.Array:
+    """The rectangle kernel K(u) = 1[−½ < u < ½]."""
+    return ((u > -0.5) & (u < 0.5)).astype(u.dtype)
+
+
+def _sum_to(g: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Sum a cotangent over the leading axes it has beyond `shape` (a broadcast threshold)."""
+    return jnp.sum(g, axis=tuple(range(g.ndim - len(shape)))) if g.ndim > len(shape) else g
+
+
+@jax.custom_vjp
+def jumprelu(x: jax.Array, threshold: jax.Array, bandwidth: jax.Array) -> jax.Array:
+    r"""JumpReLU_θ(x) = x · H(x − θ), with straight-through gradients (Rajamanoharan et al. 2024).
+
+    ∂/∂x = H(x − θ) (no estimator on x); ∂/∂θ = −(θ/ε) K((x − θ)/ε), K the rectangle kernel of
+    bandwidth ε. Example: x = [1, 1.4, 1.6, 2], θ = 1.5, ε = 0.5 → [0, 0, 1.6, 2] and
+    ∂/∂θ = [0, −3, −3, 0].
+    """
+    return x * (x > threshold)
+
+
+def _jumprelu_fwd(x, threshold, bandwidth):
+    return jumprelu(x, threshold, bandwidth), (x, threshold, bandwidth)
+
+
+def _jumprelu_bwd(res, g):
+    x, threshold, bandwidth = res
+    x_grad = (x > threshold) * g
+    threshold_grad = -(threshold / bandwidth) * rectangle((x - threshold) / bandwidth) * g
+    return x_grad, _sum_to(threshold_grad, jnp.shape(threshold)), jnp.zeros_like(bandwidth)
+
+
+jumprelu.defvjp(_jumprelu_fwd, _jumprelu_bwd)
+
+
+@jax.custom_vjp
+def step(x: jax.Array, threshold: jax.Array, bandwidth: jax.Array) -> jax.Array:
+    r"""H(x − θ), with ∂/∂x = 0 and ∂/∂θ = −(1/ε) K((x − θ)/ε): the L0 of a JumpReLU SAE.
+
+    Example: x = [1, 1.4, 1.6, 2], θ = 1.5, ε = 0.5 → [0, 0, 1, 1], ∂/∂θ = [0, −2, −2, 0].
+    """
+    return (x > threshold).astype(x.dtype)
+
+
+def _step_fwd(x, threshold, bandwidth):
+    return step(x, threshold, bandwidth), (x, threshold, bandwidth)
+
+
+def _step_bwd(res, g):
+    x, threshold, bandwidth = res
+    threshold_grad = -(1.0 / bandwidth) * rectangle((x - threshold) / bandwidth) * g
+    return jnp.zeros_like(x), _sum_to(threshold_grad, jnp.shape(threshold)), jnp.zeros_like(bandwidth)
+
+
+step.defvjp(_step_fwd, _step_bwd)
+
+
+def topk_relu(pre: jax.Array, k: int) -> jax.Array:
+    """ReLU of the k largest entries of the last axis, 0 elsewhere (SAELens's TopK)."""
+    values, index = jax.lax.top_k(pre, k)
+    return _scatter_last(jnp.zeros_like(pre), index, jax.nn.relu(values))
+
+
+def _scatter_last(base: jax.Array, index: jax.Array, values: jax.Array) -> jax.Array:
+    """base with base[..., index[..., j]] = values[..., j] along the last axis."""
+    if base.ndim == 1:
+        return base.at[index].set(values)
+    return jax.vmap(_scatter_last)(base, index, values)
+
+
+def decoder_norms(W_dec: jax.Array, n_sites: int = 1) -> jax.Array:
+    """Σ_s ‖W_dec[i, site s]‖ for each latent i: (d_sae, d_out) -> (d_sae,).
+
+    With one site, the row norms ‖W_dec,i‖ that weight the standard penalty.
+    """
+    return jnp.sum(norm(W_dec.reshape(W_dec.shape[0], n_sites, -1)), axis=-1)
+
+
+# --- inference, on SAELens-form parameters, one example --------------------------------------
+
+
+def sae_in(params: Params, x: jax.Array, apply_b_dec_to_input: bool) -> jax.Array:
+    return x - params["b_dec"] if apply_b_dec_to_input else x
+
+
+def encode(params: Params, x: jax.Array, architecture: str, *, k: int | None = None,
+           apply_b_dec_to_input: bool = True) -> jax.Array:
+    """feature_acts f of one example x: (d_in,) -> (d_sae,), as SAELens's `encode`.
+
+    `batchtopk` SAEs infer as the jumprelu SAELens makes of them (their `threshold`).
+    """
+    xin = sae_in(params, x, apply_b_dec_to_input)
+    if architecture == "gated":
+        gate = xin @ params["W_enc"] + params["b_gate"]
+        magnitude = xin @ (params["W_enc"] * jnp.exp(params["r_mag"])) + params["b_mag"]
+        return (gate > 0) * jax.nn.relu(magnitude)
+    pre = xin @ params["W_enc"] + params["b_enc"]
+    if architecture == "standard":
+        return jax.nn.relu(pre)
+    if architecture == "topk":
+        return topk_relu(pre, k)
+    # jumprelu, and batchtopk as its jumprelu export
+    return jax.nn.relu(pre) * (pre > params["threshold"])
+
+
+def decode(params: Params, f: jax.Array) -> jax.Array:
+    """x̂ = f W_dec + b_dec: (d_sae,) -> (d_out,)."""
+    return f @ params["W_dec"] + params["b_dec"]
+
+
+# --- the trainable modules ------------------------------------------------------------------
+
+
+class Context(NamedTuple):
+    """What a training step hands the architecture besides the batch."""
+
+    l1_coefficient: jax.Array  # () the swept coefficients, sparsity ones already warmed up
+    l0_coefficient: jax.Array
+    aux_coefficient: jax.Array
+    pre_act_loss_coefficient: jax.Array
+    jumprelu_bandwidth: jax.Array
+    jumprelu_tanh_scale: jax.Array
+    dead: jax.Array  # (d_sae,) bool: latents that have not fired for more than dead_window steps
+    threshold: jax.Array  # () batchtopk's running threshold
+
+
+def _kaiming_uniform(key, shape: tuple[int, int], fan_in: int) -> jax.Array:
+    bound = jnp.sqrt(6.0 / fan_in)  # torch's kaiming_uniform_ with its default gain √2
+    return jax.random.uniform(key, shape, minval=-bound, maxval=bound)
+
+
+def _unit_rows(W: jax.Array) -> jax.Array:
+    n = norm(W, keepdims=True)
+    return W / jnp.where(n > 0, n, 1.0)
+
+
+class Standard(nnx.Module):
+    """ReLU SAE. Initialised as SAELens: W_dec rows Kaiming-uniform rescaled to
+    `decoder_init_norm` (1 for unit-norm decoders), W_enc = W_decᵀ, zero biases."""
+
+    #: the parameters of the published form, beyond W_enc, b_enc, W_dec, b_dec.
+    extra_params: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, cfg: SAEConfig, *, decoder_init_norm, jumprelu_init_threshold,
+                 rngs: nnx.Rngs):
+        self.cfg = cfg
+        d_out = cfg.output_width
+        init_norm = 1.0 if cfg.has_unit_norm_decoder else decoder_init_norm
+        W_dec = init_norm * _unit_rows(_kaiming_uniform(rngs.params(), (cfg.d_sae, d_out), d_out))
+        if d_out == cfg.d_in:
+            W_enc = W_dec.T
+        else:  # a transcoder: the encoder reads another space; same norms, its own directions
+            W_enc = init_norm * _unit_rows(
+                _kaiming_uniform(rngs.params(), (cfg.d_sae, cfg.d_in), cfg.d_in)).T
+        self.W_enc = nnx.Param(W_enc)
+        self.W_dec = nnx.Param(W_dec)
+        self.b_dec = nnx.Param(jnp.zeros((d_out,)))
+        self._init_latent_params(jumprelu_init_threshold)
+
+    def _init_latent_params(self, jumprelu_init_threshold):
+        self.b_enc = nnx.Param(jnp.zeros((self.cfg.d_sae,)))
+
+    # One example.
+    def sae_in(self, x: jax.Array) -> jax.Array:
+        return x - self.b_dec[...] if self.cfg.subtracts_b_dec else x
+
+    def hidden_pre(self, x: jax.Array) -> jax.Array:
+        return self.sae_in(x) @ self.W_enc[...] + self.b_enc[...]
+
+    def decode(self, f: jax.Array) -> jax.Array:
+        return f @ self.W_dec[...] + self.b_dec[...]
+
+    def penalty_weights(self) -> jax.Array:
+        """(d_sae,) ‖W_dec,i‖ summed over output sites; 1 for unit-norm decoders."""
+        if self.cfg.has_unit_norm_decoder:
+            return jnp.ones((self.cfg.d_sae,))
+        return decoder_norms(self.W_dec[...], self.cfg.n_output_sites)
+
+    # A batch: X (batch, d_in), T (batch, d_out).
+    def train_encode(self, X: jax.Array, ctx: Context) -> tuple[jax.Array, dict]:
+        """(feature_acts (batch, d_sae), anything the penalties need)."""
+        pre = jax.vmap(self.hidden_pre)(X)
+        return jax.nn.relu(pre), {"pre": pre}
+
+    def penalties(self, X, T, F, X_hat, extras, ctx: Context) -> dict[str, jax.Array]:
+        """The architecture's loss terms beside the reconstruction, each a batch mean."""
+        return {"l1": ctx.l1_coefficient * jnp.mean(F @ self.penalty_weights())}
+
+    def published(self, threshold: jax.Array) -> Params:
+        """The parameters in SAELens's form (before any activation-scale folding); `threshold`
+        is batchtopk's running threshold, which its published form carries per latent."""
+        return {name: self.__dict__[name][...] for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
+
+
+def auxk_loss(pre: jax.Array, residual: jax.Array, W_dec: jax.Array, dead: jax.Array,
+              k_aux: int) -> jax.Array:
+    """Gao et al.'s AuxK: the top k_aux dead latents reconstruct the residual.
+
+    ê = TopK_aux(π over dead latents) W_dec (no bias); loss = mean_b ‖ê − e‖² ·
+    min(n_dead / k_aux, 1), with e = target − x̂ detached. 0 when no latent is dead.
+    """
+    masked = jnp.where(dead, pre, -jnp.inf)
+    values, index = jax.lax.top_k(masked, k_aux)
+    acts = _scatter_last(jnp.zeros_like(pre), index, jnp.where(jnp.isfinite(values),
+                                                             jax.nn.relu(values), 0.0))
+    e_hat = acts @ W_dec
+    scale = jnp.minimum(jnp.sum(dead) / k_aux, 1.0)
+    err = jnp.sum((e_hat - jax.lax.stop_gradient(residual)) ** 2, axis=-1)
+    return scale * jnp.mean(err)
+
+
+class TopK(Standard):
+    """TopK SAE (Gao et al. 2024): the k largest pre-activations, ReLU'd; AuxK for dead latents."""
+
+    def activation(self, pre: jax.Array, ctx: Context) -> jax.Array:
+        return topk_relu(pre, self.cfg.k)
+
+    def train_encode(self, X, ctx):
+        pre = jax.vmap(self.hidden_pre)(X)
+        return self.activation(pre, ctx), {"pre": pre}
+
+    def penalties(self, X, T, F, X_hat, extras, ctx):
+        k_aux = max(1, min(self.cfg.d_in // 2, self.cfg.d_sae))
+        aux = auxk_loss(extras["pre"], T - X_hat, self.W_dec[...], ctx.dead, k_aux)
+        return {"auxk": ctx.aux_coefficient * aux}
+
+
+class BatchTopK(TopK):
+    """BatchTopK SAE: the top k·B activations of the whole batch; infers as a JumpReLU with a
+    running estimate of the smallest activation kept (SAELens's `topk_threshold`)."""
+
+    extra_params = ("threshold",)
+
+    def activation(self, pre, ctx):
+        acts = jax.nn.relu(pre)
+        keep = self.cfg.k * pre.shape[0]
+        if keep >= acts.size:
+            return acts
+        values, index = jax.lax.top_k(acts.reshape(-1), keep)
+        return jnp.zeros(acts.size, acts.dtype).at[index].set(values).reshape(acts.shape)
+
+    def published(self, threshold):
+        return super().published(threshold) | {
+            "threshold": jnp.full((self.cfg.d_sae,), threshold, self.b_enc.dtype)}
+
+
+class JumpReLU(Standard):
+    """JumpReLU SAE: f = π · H(π − θ), θ = exp(log_threshold) trained through the rectangle-kernel
+    straight-through estimator; L0 (step) or tanh sparsity, optional pre-activation loss."""
+
+    extra_params = ("threshold",)
+
+    def _init_latent_params(self, jumprelu_init_threshold):
+        super()._init_latent_params(jumprelu_init_threshold)
+        self.log_threshold = nnx.Param(
+            jnp.full((self.cfg.d_sae,), jnp.log(jumprelu_init_threshold)))
+
+    def train_encode(self, X, ctx):
+        pre = jax.vmap(self.hidden_pre)(X)
+        threshold = jnp.exp(self.log_threshold[...])
+        return jumprelu(pre, threshold, ctx.jumprelu_bandwidth), {"pre": pre,
+                                                                   "threshold": threshold}
+
+    def penalties(self, X, T, F, X_hat, extras, ctx):
+        pre, threshold = extras["pre"], extras["threshold"]
+        weights = self.penalty_weights()
+        if self.cfg.jumprelu_sparsity_loss == "step":
+            sparsity = jnp.sum(step(pre, threshold, ctx.jumprelu_bandwidth), axis=-1)
+        else:
+            sparsity = jnp.sum(jnp.tanh(ctx.jumprelu_tanh_scale * F * weights), axis=-1)
+        pre_act = jnp.sum(jax.nn.relu(threshold - pre) * ctx.dead * weights, axis=-1)
+        return {"l0": ctx.l0_coefficient * jnp.mean(sparsity),
+                "pre_act": ctx.pre_act_loss_coefficient * jnp.mean(pre_act)}
+
+    def published(self, threshold):
+        return super().published(threshold) | {"threshold": jnp.exp(self.log_threshold[...])}
+
+
+class Gated(Standard):
+    """Gated SAE (Rajamanoharan et al. 2024): a gate path decides which latents fire, a magnitude
+    path sharing W_enc (rescaled by e^r_mag) says how much."""
+
+    extra_params = ("b_gate", "r_mag", "b_mag")
+
+    def _init_latent_params(self, jumprelu_init_threshold):
+        d_sae = self.cfg.d_sae
+        self.b_gate = nnx.Param(jnp.zeros((d_sae,)))
+        self.r_mag = nnx.Param(jnp.zeros((d_sae,)))
+        self.b_mag = nnx.Param(jnp.zeros((d_sae,)))
+
+    def gate_pre(self, x):
+        return self.sae_in(x) @ self.W_enc[...] + self.b_gate[...]
+
+    def hidden_pre(self, x):
+        """π_mag, the magnitude path (SAELens's hidden_pre of a gated SAE)."""
+        W_mag = self.W_enc[...] * jnp.exp(self.r_mag[...])
+        return self.sae_in(x) @ W_mag + self.b_mag[...]
+
+    def train_encode(self, X, ctx):
+        gate = jax.vmap(self.gate_pre)(X)
+        magnitude = jax.vmap(self.hidden_pre)(X)
+        F = jax.lax.stop_gradient((gate > 0).astype(X.dtype)) * jax.nn.relu(magnitude)
+        return F, {"gate": gate, "pre": magnitude}
+
+    def penalties(self, X, T, F, X_hat, extras, ctx):
+        gate_acts = jax.nn.relu(extras["gate"])
+        via_gate = gate_acts @ jax.lax.stop_gradient(self.W_dec[...]) + jax.lax.stop_gradient(
+            self.b_dec[...])
+        return {"l1": ctx.l1_coefficient * jnp.mean(gate_acts @ self.penalty_weights()),
+                "aux": jnp.mean(jnp.sum((via_gate - T) ** 2, axis=-1))}
+
+    def published(self, threshold):
+        out = {name: self.__dict__[name][...] for name in ("W_enc", "W_dec", "b_dec")}
+        return out | {name: self.__dict__[name][...] for name in self.extra_params}
+
+
+ARCHITECTURES: dict[str, type[Standard]] = {
+    "standard": Standard,
+    "topk": TopK,
+    "batchtopk": BatchTopK,
+    "jumprelu": JumpReLU,
+    "gated": Gated,
+}
+
+
+def param_names(architecture: str) -> tuple[str, ...]:
+    """The published parameters of an architecture, in SAELens's names."""
+    base = ("W_enc", "W_dec", "b_dec") if architecture == "gated" else (
+        "W_enc", "b_enc", "W_dec", "b_dec")
+    return base + ARCHITECTURES[architecture].extra_params
+
+
+def param_dims(cfg: SAEConfig) -> dict[str, tuple[str, ...]]:
+    """Dims of each published parameter: W_enc (d_in, latent), W_dec (latent, d_in | d_out) …"""
+    out = "d_out" if cfg.is_transcoder else "d_in"
+    dims: dict[str, Any] = {"W_enc": ("d_in", "latent"), "b_enc": ("latent",),
+                            "W_dec": ("latent", out), "b_dec": (out,)}
+    return {name: dims.get(name, ("latent",)) for name in param_names(cfg.architecture)}

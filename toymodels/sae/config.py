@@ -1,0 +1,226 @@
+"""`SAEConfig`: one sparse autoencoder (or transcoder, or crosscoder) and how it is trained.
+
+Names follow SAELens: `d_in`, `d_sae`, `architecture`, `k`, `apply_b_dec_to_input`,
+`normalize_activations`, `l1_coefficient`, `l0_coefficient` … Like `ToyModelConfig`, each field
+is *static* (shapes, the compiled program) or *swept* (a value a grid may vary). `d_sae` and `k`
+are static but may still be grid keys: the sweep compiles once per value.
+
+One configuration covers the three dictionary shapes of the field:
+- an SAE reads a site and reconstructs it (`d_out=None`);
+- a transcoder reads one site and predicts another (`d_out` set; data yields (input, target));
+- a crosscoder reads and writes several sites at once: its input is the sites concatenated, and
+  `n_output_sites` splits the decoder's output into equal slices, so that the sparsity penalty
+  weights each latent by Σ_sites ‖W_dec,i,site‖ (Anthropic's crosscoders). With one site it is
+  exactly an SAE's ‖W_dec,i‖.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from toymodels.config import (
+    _check_float,
+    _check_int,
+    _check_literal,
+    _fail,
+    static,
+    swept,
+)
+
+Architecture = Literal["standard", "topk", "batchtopk", "jumprelu", "gated"]
+SparsityLoss = Literal["step", "tanh"]
+BDecInit = Literal["zeros", "mean", "geometric_median"]
+Normalize = Literal["none", "expected_average_only_in"]
+Resample = Literal["none", "simple", "loss_weighted"]
+
+#: the swept fields each architecture reads; the others' values are ignored by it, and a grid
+#: that sweeps one an architecture ignores is refused.
+ARCHITECTURE_FIELDS: dict[str, frozenset[str]] = {
+    "standard": frozenset({"l1_coefficient"}),
+    "gated": frozenset({"l1_coefficient"}),
+    "topk": frozenset({"aux_coefficient"}),
+    "batchtopk": frozenset({"aux_coefficient", "topk_threshold_lr"}),
+    "jumprelu": frozenset({"l0_coefficient", "pre_act_loss_coefficient", "jumprelu_bandwidth",
+                           "jumprelu_init_threshold", "jumprelu_tanh_scale"}),
+}
+_SPECIFIC = frozenset().union(*ARCHITECTURE_FIELDS.values())
+_TOPK = ("topk", "batchtopk")
+
+
+def required(doc: str) -> Any:
+    """A static field without a default."""
+    return field(metadata={"swept": False, "doc": doc})
+
+
+@dataclass(frozen=True)
+class SAEConfig:
+    """A sparse dictionary: encoder, sparse latents, decoder; and its training objective.
+
+    The loss of a batch is the batch mean of ‖x̂ − target‖² (summed over the output dims) plus the
+    architecture's terms:
+    - standard: l1_coefficient · Σ_i f_i ‖W_dec,i‖ (Anthropic, April 2024); with a unit-norm
+      decoder, l1_coefficient · Σ_i f_i (the older recipe);
+    - topk / batchtopk: aux_coefficient · AuxK (Gao et al. 2024: the top d_in/2 dead latents
+      reconstruct the residual); batchtopk keeps the top k·batch activations of the whole batch;
+    - jumprelu: l0_coefficient · Σ_i H(π_i − θ_i) ("step", DeepMind) or Σ_i tanh(c f_i ‖W_dec,i‖)
+      ("tanh", Anthropic), plus pre_act_loss_coefficient · Σ_dead ReLU(θ_i − π_i) ‖W_dec,i‖;
+    - gated: l1_coefficient · Σ_i ReLU(π_gate,i) ‖W_dec,i‖ plus the reconstruction from
+      ReLU(π_gate) through a detached decoder (Rajamanoharan et al. 2024).
+    """
+
+    d_in: int = required("width of the input activations (≥ 1)")
+    d_sae: int = required("number of latents (≥ 1); may be a grid key")
+    architecture: Architecture = static(
+        "standard", "standard (ReLU), topk, batchtopk, jumprelu or gated (SAELens's names)"
+    )
+    k: int | None = static(
+        None, "latents kept per example: topk (exactly k) and batchtopk (k on average), an "
+        "integer in [1, d_sae]; None for the other architectures; may be a grid key"
+    )
+    d_out: int | None = static(
+        None, "width of the reconstruction target: None reconstructs the input (an SAE, or a "
+        "crosscoder); set, a transcoder, trained on data that yields (input, target) pairs"
+    )
+    n_output_sites: int = static(
+        1, "equal slices of the output the decoder writes (a crosscoder's sites); the penalty "
+        "weights latent i by Σ_sites ‖W_dec,i,site‖"
+    )
+    apply_b_dec_to_input: bool | None = static(
+        None, "subtract b_dec from the input before encoding; None: True for an SAE (SAELens's "
+        "default), False for a transcoder (whose b_dec lives in the output space)"
+    )
+    unit_norm_decoder: bool | None = static(
+        None, "keep every decoder row at unit norm (renormalised after each step, the gradient's "
+        "radial part removed); None: True for topk and batchtopk (Gao et al.) and gated "
+        "(Rajamanoharan et al.: its auxiliary loss through a detached decoder lets free decoder "
+        "norms collapse), False for standard and jumprelu"
+    )
+    normalize_activations: Normalize = static(
+        "none", "expected_average_only_in: scale the data so that E‖x‖ = √d_in (estimated on the "
+        "first batch), folded back into the weights after training; or none"
+    )
+    b_dec_init: BDecInit = static(
+        "zeros", "b_dec at initialisation: zeros (SAELens 6), or the mean or geometric median of "
+        "the first batch's targets"
+    )
+    jumprelu_sparsity_loss: SparsityLoss = static(
+        "step", "jumprelu's sparsity loss: step (L0 through the straight-through estimator) or tanh"
+    )
+    sparsity_warmup_steps: int = static(
+        0, "the sparsity coefficient rises linearly from 0 over these first steps (≥ 0)"
+    )
+    dead_window: int = static(
+        1000, "a latent that has not fired for more than this many steps is dead (for AuxK, the "
+        "pre-activation loss and resampling); latent_density is measured over the last window"
+    )
+    resample: Resample = static(
+        "none", "re-initialise dead latents every resample_every steps: simple (random unit "
+        "directions) or loss_weighted (inputs drawn ∝ their squared reconstruction error), as ARENA"
+    )
+    resample_every: int = static(2500, "steps between resamplings (≥ 1)")
+    l1_coefficient: float = swept(1.0, "sparsity coefficient of standard and gated, ≥ 0")
+    l0_coefficient: float = swept(1.0, "sparsity coefficient of jumprelu, ≥ 0")
+    aux_coefficient: float = swept(1 / 32, "weight of the AuxK loss of topk and batchtopk, ≥ 0")
+    pre_act_loss_coefficient: float = swept(
+        0.0, "jumprelu's pre-activation loss on dead latents, ≥ 0 (Anthropic uses 3e-6; 0: off)"
+    )
+    jumprelu_bandwidth: float = swept(0.05, "ε of jumprelu's rectangle-kernel estimator, > 0")
+    jumprelu_init_threshold: float = swept(0.01, "jumprelu's initial threshold θ, > 0")
+    jumprelu_tanh_scale: float = swept(4.0, "c of the tanh sparsity loss, > 0")
+    topk_threshold_lr: float = swept(
+        0.01, "batchtopk's running threshold: θ ← (1 − lr) θ + lr · min kept activation; in (0, 1]"
+    )
+    decoder_init_norm: float = swept(
+        0.1, "norm of every decoder row at initialisation (> 0; 0.1 is SAELens's heuristic); "
+        "unit-norm decoders start at 1"
+    )
+
+    #: SAELens's training recipe where TrainConfig leaves it open: Adam, no weight decay,
+    #: gradients clipped to global norm 1.
+    train_recipe: ClassVar[dict[str, Any]] = {
+        "optimizer": "adam", "weight_decay": 0.0, "max_grad_norm": 1.0,
+    }
+    describe_as: ClassVar[str] = "sae"
+    vector_fields: ClassVar[dict[str, str]] = {}
+    static_grid_fields: ClassVar[tuple[str, ...]] = ("d_sae", "k")
+
+    def __post_init__(self):
+        _check_int("d_in", self.d_in, 1)
+        _check_int("d_sae", self.d_sae, 1)
+        _check_literal("architecture", self.architecture, Architecture.__args__)
+        if self.architecture in _TOPK:
+            if self.k is None:
+                _fail("k", f"an integer in [1, d_sae={self.d_sae}] for architecture "
+                      f"{self.architecture!r}", self.k)
+            _check_int("k", self.k, 1, self.d_sae)
+        elif self.k is not None:
+            _fail("k", f"None for architecture {self.architecture!r} (only topk and batchtopk "
+                  "take k)", self.k)
+        if self.d_out is not None:
+            _check_int("d_out", self.d_out, 1)
+        _check_int("n_output_sites", self.n_output_sites, 1)
+        if self.output_width % self.n_output_sites:
+            _fail("n_output_sites", f"a divisor of the output width {self.output_width}",
+                  self.n_output_sites)
+        for name in ("apply_b_dec_to_input", "unit_norm_decoder"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                _fail(name, "True, False or None", value)
+        if self.d_out is not None and self.apply_b_dec_to_input:
+            _fail("apply_b_dec_to_input", "False for a transcoder (d_out set): b_dec is in the "
+                  "output space", self.apply_b_dec_to_input)
+        _check_literal("normalize_activations", self.normalize_activations, Normalize.__args__)
+        _check_literal("b_dec_init", self.b_dec_init, BDecInit.__args__)
+        _check_literal("jumprelu_sparsity_loss", self.jumprelu_sparsity_loss,
+                       SparsityLoss.__args__)
+        _check_int("sparsity_warmup_steps", self.sparsity_warmup_steps, 0)
+        _check_int("dead_window", self.dead_window, 1)
+        _check_literal("resample", self.resample, Resample.__args__)
+        _check_int("resample_every", self.resample_every, 1)
+        for name in ("l1_coefficient", "l0_coefficient", "aux_coefficient",
+                     "pre_act_loss_coefficient"):
+            _check_float(name, getattr(self, name), 0.0, math.inf, high_open=True)
+        for name in ("jumprelu_bandwidth", "jumprelu_init_threshold", "jumprelu_tanh_scale",
+                     "decoder_init_norm"):
+            _check_float(name, getattr(self, name), 0.0, math.inf, low_open=True, high_open=True)
+        _check_float("topk_threshold_lr", self.topk_threshold_lr, 0.0, 1.0, low_open=True)
+
+    @property
+    def output_width(self) -> int:
+        """Width of what the decoder writes: d_out for a transcoder, else d_in."""
+        return self.d_in if self.d_out is None else self.d_out
+
+    @property
+    def is_transcoder(self) -> bool:
+        return self.d_out is not None
+
+    @property
+    def subtracts_b_dec(self) -> bool:
+        """apply_b_dec_to_input, resolved: True for an SAE, False for a transcoder by default."""
+        if self.apply_b_dec_to_input is None:
+            return not self.is_transcoder
+        return self.apply_b_dec_to_input
+
+    @property
+    def has_unit_norm_decoder(self) -> bool:
+        """unit_norm_decoder, resolved: True for topk, batchtopk and gated by default."""
+        if self.unit_norm_decoder is None:
+            return self.architecture in (*_TOPK, "gated")
+        return self.unit_norm_decoder
+
+    def make_trainer(self, train, data: Any):
+        """The SAE trainer of the static part of (self, train) on `data` (checked against d_in)."""
+        from toymodels.sae.train import make_trainer
+
+        return make_trainer(self, train, data)
+
+    def check_grid(self, grid: dict[str, Any]) -> None:
+        """A grid may sweep only the coefficients this architecture reads."""
+        ignored = sorted(k for k in grid
+                         if k in _SPECIFIC and k not in ARCHITECTURE_FIELDS[self.architecture])
+        if ignored:
+            uses = ", ".join(sorted(ARCHITECTURE_FIELDS[self.architecture]))
+            raise ValueError(f"grid key(s) {', '.join(ignored)} are not used by architecture "
+                             f"{self.architecture!r}, which reads {uses}")

@@ -1,0 +1,382 @@
+"""Where an SAE's activations come from: the `data=` of `tm.sweep` for SAEs.
+
+Three kinds, all feeding the same trainer (`toymodels.sae.train`):
+
+- `GroundTruth`: Sharkey et al.'s synthetic activations with a known dictionary, generated inside
+  the compiled step;
+- `ToyActivations`: the hidden activations of trained toy models, generated inside the step from
+  each toy model's own feature distribution; a toy result with grid dims trains one SAE per toy
+  model, its dims renamed `toy_<dim>`;
+- any iterable of (batch, d_in) arrays (or (input, target) pairs for a transcoder), or an object
+  with `batches(batch_size, seed=...)` such as `toymodels.lm.ActivationStore`: `HostData`, read
+  on the host and handed to the devices a segment at a time while the previous segment trains.
+
+In-graph sources draw one stream per seed and step (`draw`), shared by every SAE with that seed,
+and turn it into each SAE's batch (`batch`), so an SAE's data never depends on its neighbours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from flax import nnx
+
+from toymodels.config import (
+    MAX_SEED,
+    ToyModelConfig,
+    TrainConfig,
+    _check_float,
+    _check_int,
+    _fail,
+)
+from toymodels.data import FeatureLayout, features_from_uniform
+from toymodels.grid import Axis
+
+__all__ = ["GroundTruth", "HostData", "ToyActivations", "as_source"]
+
+#: latent factors of GroundTruth's correlated features (a Gaussian copula of this rank).
+CORRELATION_FACTORS = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class GroundTruth:
+    """Synthetic activations with a known dictionary (Sharkey, Braun & Millidge 2022).
+
+    x = Σ_i c_i d_i: `n_features` unit-norm directions d_i (Gaussian, drawn from `seed`) in
+    `d_in` dims; feature i is active with probability p_i ∝ frequency_decay**i, scaled so that
+    Σ p_i = mean_active; an active coefficient c_i ~ U[0, 1). A sample with no active feature
+    gets the one closest to firing (smallest u_i / p_i), so every sample has at least one.
+    With `correlation` > 0 the activity is correlated through a Gaussian copula: u_i = Φ(z_i),
+    z = √(1−ρ) ε + √ρ (F g) with a fixed random factor matrix F (unit-norm rows, 16 factors).
+    With `d_out` set it yields (x, y) pairs, y = Σ_i c_i e_i over a second dictionary e (a
+    transcoder's ground truth).
+    """
+
+    d_in: int = 256
+    n_features: int = 512
+    mean_active: float = 5.0
+    frequency_decay: float = 0.99
+    seed: int = 0
+    correlation: float = 0.0
+    d_out: int | None = None
+
+    on_host = False
+    axes: tuple = ()
+
+    def __post_init__(self):
+        _check_int("d_in", self.d_in, 1)
+        _check_int("n_features", self.n_features, 1)
+        _check_float("frequency_decay", self.frequency_decay, 0.0, 1.0, low_open=True)
+        _check_float("mean_active", self.mean_active, 0.0, self.n_features, low_open=True)
+        _check_int("seed", self.seed, 0, MAX_SEED)
+        _check_float("correlation", self.correlation, 0.0, 1.0, high_open=True)
+        if self.d_out is not None:
+            _check_int("d_out", self.d_out, 1)
+        p = self.probabilities
+        if p.max() > 1.0:
+            most = float(np.sum(self.frequency_decay ** np.arange(self.n_features)))
+            _fail("mean_active", f"at most Σ_i frequency_decay**i = {most:.4g} (so that every "
+                  "p_i ≤ 1)", self.mean_active)
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """(n_features,) p_i = mean_active · decay**i / Σ_j decay**j."""
+        w = self.frequency_decay ** np.arange(self.n_features, dtype=np.float64)
+        return self.mean_active * w / w.sum()
+
+    def _directions(self, stream: int, width: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, stream])
+        d = rng.normal(size=(self.n_features, width))
+        return (d / np.linalg.norm(d, axis=1, keepdims=True)).astype(np.float32)
+
+    @functools.cached_property
+    def dictionary(self) -> np.ndarray:
+        """(n_features, d_in) the true features, unit-norm rows."""
+        return self._directions(0, self.d_in)
+
+    @functools.cached_property
+    def output_dictionary(self) -> np.ndarray | None:
+        """(n_features, d_out) the features' output directions (transcoder targets), or None."""
+        return None if self.d_out is None else self._directions(1, self.d_out)
+
+    @functools.cached_property
+    def _factors(self) -> np.ndarray:
+        f = np.random.default_rng([self.seed, 2]).normal(size=(CORRELATION_FACTORS, self.n_features))
+        return (f / np.linalg.norm(f, axis=0, keepdims=True)).astype(np.float32)
+
+    def coefficients(self, key: jax.Array, batch_size: int) -> jax.Array:
+        """(batch, n_features) sparse coefficients c."""
+        gate_key, magnitude_key, factor_key = jax.random.split(key, 3)
+        p = jnp.asarray(self.probabilities, jnp.float32)
+        if self.correlation > 0:
+            rho = self.correlation
+            z = (math.sqrt(1 - rho) * jax.random.normal(gate_key, (batch_size, self.n_features))
+                 + math.sqrt(rho) * jax.random.normal(factor_key, (batch_size, CORRELATION_FACTORS))
+                 @ jnp.asarray(self._factors))
+            u = jax.scipy.stats.norm.cdf(z)
+        else:
+            u = jax.random.uniform(gate_key, (batch_size, self.n_features))
+        active = u < p
+        closest = jax.nn.one_hot(jnp.argmin(u / p, axis=-1), self.n_features, dtype=bool)
+        active = active | (closest & ~jnp.any(active, axis=-1, keepdims=True))
+        return jnp.where(active, jax.random.uniform(magnitude_key, u.shape), 0.0)
+
+    def sample(self, key: jax.Array, batch_size: int):
+        """A batch: x (batch, d_in), or (x, y) with y (batch, d_out) when d_out is set."""
+        c = self.coefficients(key, batch_size)
+        x = c @ jnp.asarray(self.dictionary)
+        return x if self.d_out is None else (x, c @ jnp.asarray(self.output_dictionary))
+
+    # The in-graph source protocol (toymodels.trainable.Source).
+    def draw(self, key, batch_size: int):
+        return self.sample(key, batch_size)
+
+    def batch(self, raw, swept):  # noqa: ARG002 (the same data for every SAE of a seed)
+        return raw
+
+    def point_values(self, index: int) -> tuple:  # noqa: ARG002
+        return ()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "ground_truth", **dataclasses.asdict(self)}
+
+
+class ToyActivations:
+    """The hidden activations of trained toy models, as an SAE's training data.
+
+    `results` is a toy sweep's Dataset (from `tm.sweep` or `tm.load_results`). With no grid dims
+    left (say `results.isel(seed=0)`) it is one toy model; with grid dims, every toy model trains
+    its own SAE and the SAE result's leading dims are the toy's dims, renamed `toy_<dim>`.
+    The activations are made inside the compiled step: features drawn from the toy model's own
+    distribution (its feature probabilities, correlations and sign), then its hidden layer
+    (`ToyModel.hidden`: h = Wᵀ x for relu_output and linear, ReLU(Wᵀ x) for hidden_relu, and
+    ReLU(W_inᵀ x) for abs).
+    """
+
+    on_host = False
+
+    def __init__(self, results: xr.Dataset):
+        if not isinstance(results, xr.Dataset) or "model" not in results.attrs:
+            _fail("results", "a toy sweep's Dataset (tm.sweep or tm.load_results of a "
+                  "ToyModelConfig)", type(results).__name__)
+        model = json.loads(results.attrs["model"])
+        self.model = ToyModelConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                       for k, v in model.items()})
+        from toymodels.train import make_trainer
+
+        self._trainer = make_trainer(self.model, TrainConfig())
+        names = list(self._trainer.module.param_dims)
+        missing = [n for n in names if n not in results]
+        if missing:
+            _fail("results", f"a toy sweep result with the parameters {names}",
+                  f"a Dataset without {missing}")
+        self.results = results
+        self.toy_dims = tuple(results["loss"].dims)
+        stacked = results[names].stack(__toy__=self.toy_dims) if self.toy_dims else results[names]
+        n = int(np.prod([results.sizes[d] for d in self.toy_dims], dtype=np.int64))
+        self._params = {k: _points_first(stacked[k], n) for k in names}
+        self._probability = self._probabilities(results, n)
+        self.axes = tuple(Axis(f"toy_{d}", _axis_values(results, d)) for d in self.toy_dims)
+        self.d_in = self.model.d_hidden
+        self.d_out = None
+
+    def _probabilities(self, results: xr.Dataset, n: int) -> np.ndarray:
+        """(toy point, feature) each toy model's feature probabilities."""
+        if "feature_probability" not in results.variables:
+            return np.broadcast_to(self.model.probabilities(), (n, self.model.n_features))
+        p = results["feature_probability"]
+        if "feature" not in p.dims:
+            p = p.expand_dims(feature=self.model.n_features, axis=-1)
+        grid = [d for d in self.toy_dims]
+        p = p.broadcast_like(results["loss"]).transpose(*grid, "feature")
+        return np.asarray(p.values, np.float32).reshape(n, self.model.n_features)
+
+    @property
+    def dictionary(self) -> xr.DataArray:
+        """The toy models' feature embeddings (W, or W_in for abs), toy dims renamed toy_<dim>."""
+        W = self.results[self._trainer.module.embedding]
+        return W.rename({d: f"toy_{d}" for d in self.toy_dims})
+
+    def point_values(self, index: int) -> dict[str, Any]:
+        return {"params": {k: v[index] for k, v in self._params.items()},
+                "feature_probability": self._probability[index]}
+
+    def describe(self) -> dict[str, Any]:
+        digest = hashlib.sha1()
+        for name in sorted(self._params):
+            digest.update(np.ascontiguousarray(self._params[name], np.float32).tobytes())
+        return {"kind": "toy_activations", "model": json.loads(self.results.attrs["model"]),
+                "toy_dims": list(self.toy_dims), "weights_sha1": digest.hexdigest()}
+
+    # The in-graph source protocol (toymodels.trainable.Source).
+    def draw(self, key, batch_size: int) -> jax.Array:
+        return self._trainer.source.draw(key, batch_size)
+
+    def batch(self, u: jax.Array, swept) -> jax.Array:
+        """(batch, d_hidden) the hidden activations of this SAE's toy model."""
+        data = swept.data
+        x = features_from_uniform(u, data["feature_probability"], self._trainer.source.layout,
+                                  self._trainer.source.signed)
+        toy = nnx.merge(self._trainer.graphdef, data["params"])
+        return toy.hidden(x).T
+
+
+def _points_first(v: xr.DataArray, n: int) -> np.ndarray:
+    """A stacked parameter as (toy point, ...) float32."""
+    if "__toy__" in v.dims:
+        v = v.transpose("__toy__", ...)
+        return np.asarray(v.values, np.float32)
+    return np.asarray(v.values, np.float32).reshape((n,) + v.shape)
+
+
+def _axis_values(results: xr.Dataset, dim: str) -> np.ndarray:
+    """The coordinate of a toy dim (an integer index where it has none or a vector one)."""
+    if dim in results.coords and results[dim].ndim == 1:
+        return np.asarray(results[dim].values)
+    return np.arange(results.sizes[dim])
+
+
+class HostData:
+    """Batches read on the host (an activation store, a list of arrays, a generator …).
+
+    `data` is an object with `batches(batch_size, seed=...)` (an endless, deterministic stream:
+    `toymodels.lm.ActivationStore`), or any iterable of arrays (batch, d_in) — of (input, target)
+    pairs for a transcoder — in any batch size: rows are regrouped into batches of the training
+    batch size. A re-iterable (a list, a store) is read again from the start for every chunk of
+    a sweep and cycled when it runs out; a one-shot iterator can feed a single chunk, once.
+    Every SAE of a sweep sees the same batches; its seed sets only its initialisation.
+    """
+
+    on_host = True
+    axes: tuple = ()
+
+    def __init__(self, data: Any, d_in: int, d_out: int | None = None, seed: int = 0):
+        self.data, self.d_out, self.seed = data, d_out, seed
+        self._one_shot = not hasattr(data, "batches") and iter(data) is data
+        self._first: Any = None
+        first = self._peek()
+        width = lambda a: np.shape(a)[-1] if np.ndim(a) == 2 else None  # noqa: E731
+        if d_out is None:
+            if isinstance(first, tuple) or width(first) != d_in:
+                _fail("d_in", f"the width of the data's (batch, d_in) arrays",
+                      f"d_in={d_in} for data of shape {_shapes(first)}")
+        else:
+            if not (isinstance(first, tuple) and len(first) == 2):
+                _fail("data", "(input, target) pairs for a transcoder (d_out set)", _shapes(first))
+            if width(first[0]) != d_in:
+                _fail("d_in", "the width of the data's inputs", f"d_in={d_in} for inputs of shape "
+                      f"{np.shape(first[0])}")
+            if width(first[1]) != d_out:
+                _fail("d_out", "the width of the data's targets", f"d_out={d_out} for targets "
+                      f"of shape {np.shape(first[1])}")
+        self.d_in = d_in
+        self._first_sha1 = hashlib.sha1(b"".join(
+            np.ascontiguousarray(a, np.float32).tobytes()
+            for a in (first if isinstance(first, tuple) else (first,)))).hexdigest()
+
+    def _items(self, batch_size: int) -> Iterator[Any]:
+        if hasattr(self.data, "batches"):
+            return iter(self.data.batches(batch_size, seed=self.seed))
+        return iter(self.data)
+
+    def _peek(self) -> Any:
+        if hasattr(self.data, "batches"):
+            return next(iter(self.data.batches(1, seed=self.seed)))
+        items = iter(self.data)
+        first = next(items, None)
+        if first is None:
+            _fail("data", "a non-empty iterable of arrays", "an empty one")
+        if self._one_shot:
+            self._first = itertools.chain([first], items)
+        return first
+
+    def bytes_per_batch(self, batch_size: int) -> int:
+        return 4 * batch_size * (self.d_in + (self.d_out or 0))
+
+    def check_reiterable(self, n_passes: int) -> None:
+        if self._one_shot and n_passes > 1:
+            _fail("data", f"re-iterable (a list, a store) for a sweep of {n_passes} chunks; or "
+                  "pass chunk_size ≥ the number of grid points", "a one-shot iterator")
+
+    def _pass(self, batch_size: int) -> Iterator[Any]:
+        """The items of one pass over the data, from its start."""
+        if not self._one_shot:
+            return self._items(batch_size)
+        if self._first is None:
+            _fail("data", "long enough for the training run, or re-iterable",
+                  "a one-shot iterator that ran out")
+        items, self._first = self._first, None
+        return items
+
+    def batches(self, batch_size: int) -> Iterator[Any]:
+        """Endless batches of exactly batch_size rows, float32; cycles a re-iterable."""
+        pair = self.d_out is not None
+        pending: list = []
+        have = 0
+        while True:
+            empty = True
+            for item in self._pass(batch_size):
+                empty = False
+                parts = tuple(np.asarray(a, np.float32) for a in (item if pair else (item,)))
+                pending.append(parts)
+                have += len(parts[0])
+                while have >= batch_size:
+                    out, pending, have = _take(pending, batch_size)
+                    yield out if pair else out[0]
+            if empty:
+                _fail("data", "a non-empty iterable of arrays", "an empty pass")
+
+    def segments(self, batch_size: int, steps: int) -> Iterator[Any]:
+        """Each segment's batches stacked: (steps, batch_size, d) arrays (or pairs of them)."""
+        batches = self.batches(batch_size)
+        while True:
+            chunk = list(itertools.islice(batches, steps))
+            yield jax.tree.map(lambda *a: np.stack(a), *chunk)
+
+    def point_values(self, index: int) -> tuple:  # noqa: ARG002
+        return ()
+
+    def describe(self) -> dict[str, Any]:
+        if hasattr(self.data, "describe"):
+            return {"kind": "host", **self.data.describe(), "seed": self.seed}
+        return {"kind": "host", "type": type(self.data).__name__,
+                "first_batch_sha1": self._first_sha1}
+
+
+def _take(pending: list, n: int) -> tuple[tuple, list, int]:
+    """The first n rows of a list of row blocks, and what is left."""
+    parts = [np.concatenate(column) for column in zip(*pending)]
+    out = tuple(p[:n] for p in parts)
+    rest = tuple(p[n:] for p in parts)
+    left = len(rest[0])
+    return out, ([rest] if left else []), left
+
+
+def _shapes(item: Any) -> Any:
+    return tuple(np.shape(a) for a in item) if isinstance(item, tuple) else np.shape(item)
+
+
+def as_source(data: Any, sae, train: TrainConfig):  # noqa: ARG001
+    """The source of an SAE sweep's data, checked against the SAE's widths (ValueError if not)."""
+    if isinstance(data, (GroundTruth, ToyActivations)):
+        if data.d_in != sae.d_in:
+            _fail("d_in", f"the data's width {data.d_in}", sae.d_in)
+        if (data.d_out is None) != (sae.d_out is None):
+            want = "(input, target) pairs for a transcoder" if sae.is_transcoder else \
+                "plain activations for an SAE (d_out=None)"
+            _fail("data", want, f"{type(data).__name__} with d_out={data.d_out}")
+        if sae.d_out is not None and data.d_out != sae.d_out:
+            _fail("d_out", f"the data's target width {data.d_out}", sae.d_out)
+        return data
+    return HostData(data, sae.d_in, sae.d_out)
