@@ -33,10 +33,19 @@ def _experiments_dir(path: str | None) -> Path:
 
 
 def run_experiment(exp, out: Path, progress: bool | None = None, chunk_size: int | None = None):
+    """Run one experiment into `out` (resumable); an SAE sweep on toy activations first trains
+    its toy models into `out/toy`."""
+    from toymodels.experiment import ToySweep
+    from toymodels.sources import ToyActivations
     from toymodels.sweep import sweep
 
     start = time.perf_counter()
-    ds = sweep(exp.model, exp.grid, exp.train, out=str(out), progress=progress, chunk_size=chunk_size)
+    data = exp.data
+    if isinstance(data, ToySweep):
+        toy = sweep(data.model, data.grid, data.train, out=str(out / "toy"), progress=progress)
+        data = ToyActivations(toy)
+    ds = sweep(exp.model, exp.grid, exp.train, data=data, out=str(out), progress=progress,
+               chunk_size=chunk_size)
     log.info("%s: %d models in %.1f s -> %s", exp.name, ds.loss.size, time.perf_counter() - start, out)
     return ds
 

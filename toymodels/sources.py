@@ -151,6 +151,13 @@ class GroundTruth:
     def describe(self) -> dict[str, Any]:
         return {"kind": "ground_truth", **dataclasses.asdict(self)}
 
+    def variables(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+        """The true dictionary (and output dictionary), stored beside the trained SAEs."""
+        out = {"dictionary": (("feature", "d_in"), self.dictionary)}
+        if self.d_out is not None:
+            out["output_dictionary"] = (("feature", "d_out"), self.output_dictionary)
+        return out
+
 
 class ToyActivations:
     """The hidden activations of trained toy models, as an SAE's training data.
@@ -211,6 +218,11 @@ class ToyActivations:
     def point_values(self, index: int) -> dict[str, Any]:
         return {"params": {k: v[index] for k, v in self._params.items()},
                 "feature_probability": self._probability[index]}
+
+    def variables(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+        """Each toy model's feature embeddings, as `dictionary` (toy dims, feature, d_in)."""
+        W = self.dictionary
+        return {"dictionary": ((*W.dims[:-1], "d_in"), np.asarray(W.values, np.float32))}
 
     def describe(self) -> dict[str, Any]:
         digest = hashlib.sha1()
@@ -346,6 +358,9 @@ class HostData:
 
     def point_values(self, index: int) -> tuple:  # noqa: ARG002
         return ()
+
+    def variables(self) -> dict:
+        return {}
 
     def describe(self) -> dict[str, Any]:
         if hasattr(self.data, "describe"):

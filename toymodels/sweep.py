@@ -378,5 +378,6 @@ class _Results:
             coords["snapshot_step"] = np.asarray(t.snapshot_steps)
         for axis in plan.axes:
             coords[axis.name] = ((axis.name, axis.dim), axis.values) if axis.is_vector else axis.values
+        data |= self.trainer.data_variables()
         attrs = {k: json.dumps(v) for k, v in self.description.items()}
         return xr.Dataset(data, coords=coords, attrs=attrs)

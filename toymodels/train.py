@@ -143,6 +143,9 @@ class Trainer:
     def describe_data(self) -> None:
         return None  # the data is the model's own (its config says it all)
 
+    def data_variables(self) -> dict:
+        return {}
+
     def point_bytes(self) -> int:
         return 4 * max(self.model.n_features, self.model.d_hidden) * self.train_config.batch_size
 

@@ -80,6 +80,9 @@ class Trainer(Protocol):
     def describe_data(self) -> dict[str, Any] | None:
         """What the data is, JSON-able, stored with results and compared on resume; None: nothing."""
 
+    def data_variables(self) -> dict[str, tuple[tuple[str, ...], Any]]:
+        """Variables the data adds to the results, {name: (dims, values)} (a known dictionary)."""
+
     def init(self, swept: Any, batch: Any) -> TrainState: ...
 
     def step(self, state: TrainState, swept: Any, batch: Any, t: jax.Array

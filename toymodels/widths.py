@@ -64,7 +64,10 @@ def sweep_static(config: Any, grid: Mapping[str, Any], train: TrainConfig,
             Path(out) / "_".join(f"{k}={v}" for k, v in zip(static_keys, combo)))
         parts.append(_sweep(cfg, rest, train, data=data, out=sub, **options))
     parts = [p.assign_coords(dict(zip(static_keys, combo))) for p, combo in zip(parts, combos)]
-    ds = _merge(parts, static_keys, [len(values[k]) for k in static_keys], list(grid))
+    shared = list(plans[0][1].data_variables())  # the data's variables: the same in every part
+    ds = _merge([p.drop_vars(shared) for p in parts], static_keys,
+                [len(values[k]) for k in static_keys], list(grid))
+    ds = ds.assign({name: parts[0][name] for name in shared})
     ds.attrs = {k: json.dumps(v) for k, v in description.items()}
     if store is not None:
         store.save_results(ds)
@@ -80,7 +83,7 @@ def _merge(parts: list[xr.Dataset], keys: Sequence[str], sizes: Sequence[int],
             p = p.pad(latent=(0, width - p.sizes["latent"]), constant_values=0)
         padded.append(p)
     ds = xr.combine_nested(_nest(padded, list(sizes)), concat_dim=list(keys),
-                           combine_attrs="drop")
+                           data_vars="all", combine_attrs="drop")
     if "latent" in ds.dims and "d_sae" in keys:
         latent = xr.DataArray(np.arange(width), dims="latent")
         ds["latent_mask"] = latent < ds["d_sae"]

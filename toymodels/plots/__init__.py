@@ -23,6 +23,12 @@ shows every seed, and their mean).
 - `neuron_polysemanticity.png` (`neuron_polysemanticity`): every hidden_relu and abs sweep over
   feature_probability, drawn together.
 
+- `sae_recovery.png` (`sae_recovery`): an SAE sweep on GroundTruth over a sparsity coefficient
+  (and d_sae, seed): MMCS, MCC, recovered fraction and L0.
+- `latent_density.png` (`latent_density`): any SAE sweep: log latent-density histograms.
+- `sae_toy_directions.png` (`sae_toy_directions`): every SAE sweep on a 2-D toy model's
+  activations, drawn together (ARENA's picture, with and without resampling).
+
 Grid dims other than the ones a figure plots and `seed` must have a single value. When several
 datasets qualify for one figure, each gets its own file, suffixed with its name
 (`tms_intro_basic.png`); the neuron figure instead draws all its datasets together.
@@ -38,7 +44,16 @@ from pathlib import Path
 import xarray as xr
 from matplotlib.figure import Figure
 
-from toymodels.plots import dynamics, geometry, intro, neurons, phase_change, represented, style
+from toymodels.plots import (
+    dynamics,
+    geometry,
+    intro,
+    neurons,
+    phase_change,
+    represented,
+    sae,
+    style,
+)
 from toymodels.plots._data import model_config
 from toymodels.plots.dynamics import training_dynamics
 from toymodels.plots.geometry import feature_geometry
@@ -46,13 +61,17 @@ from toymodels.plots.intro import tms_intro
 from toymodels.plots.neurons import neuron_polysemanticity
 from toymodels.plots.phase_change import phase_diagram
 from toymodels.plots.represented import represented_vs_sparsity
+from toymodels.plots.sae import latent_density, sae_recovery, sae_toy_directions
 
 __all__ = [
     "feature_geometry",
     "figure_plan",
+    "latent_density",
     "neuron_polysemanticity",
     "phase_diagram",
     "represented_vs_sparsity",
+    "sae_recovery",
+    "sae_toy_directions",
     "style",
     "tms_intro",
     "training_dynamics",
@@ -136,6 +155,13 @@ def figure_plan(datasets: Mapping[str, xr.Dataset]) -> Plan:
     names = _qualifying(datasets, "neuron_polysemanticity", neurons.problems)
     if names:
         plan.append(("neuron_polysemanticity.png", neuron_polysemanticity,
+                     ({k: datasets[k] for k in names},)))
+
+    each("sae_recovery", sae.recovery_problems, sae_recovery)
+    each("latent_density", sae.density_problems, latent_density)
+    names = _qualifying(datasets, "sae_toy_directions", sae.toy_problems)
+    if names:
+        plan.append(("sae_toy_directions.png", sae_toy_directions,
                      ({k: datasets[k] for k in names},)))
     return plan
 

@@ -198,11 +198,15 @@ class Standard(nnx.Module):
         self.b_enc = nnx.Param(jnp.zeros((self.cfg.d_sae,)))
 
     # One example.
-    def sae_in(self, x: jax.Array) -> jax.Array:
-        return x - self.b_dec[...] if self.cfg.subtracts_b_dec else x
+    def _encoder(self, x: jax.Array, W: jax.Array, b: jax.Array) -> jax.Array:
+        """(x − b_dec·[apply]) W + b, written x W + (b − b_dec W): the same map, but b_dec's
+        gradient needs no (batch, d_in) × (d_in, d_sae) product when this is vmapped."""
+        if self.cfg.subtracts_b_dec:
+            b = b - self.b_dec[...] @ W
+        return x @ W + b
 
     def hidden_pre(self, x: jax.Array) -> jax.Array:
-        return self.sae_in(x) @ self.W_enc[...] + self.b_enc[...]
+        return self._encoder(x, self.W_enc[...], self.b_enc[...])
 
     def decode(self, f: jax.Array) -> jax.Array:
         return f @ self.W_dec[...] + self.b_dec[...]
@@ -326,12 +330,11 @@ class Gated(Standard):
         self.b_mag = nnx.Param(jnp.zeros((d_sae,)))
 
     def gate_pre(self, x):
-        return self.sae_in(x) @ self.W_enc[...] + self.b_gate[...]
+        return self._encoder(x, self.W_enc[...], self.b_gate[...])
 
     def hidden_pre(self, x):
         """π_mag, the magnitude path (SAELens's hidden_pre of a gated SAE)."""
-        W_mag = self.W_enc[...] * jnp.exp(self.r_mag[...])
-        return self.sae_in(x) @ W_mag + self.b_mag[...]
+        return self._encoder(x, self.W_enc[...] * jnp.exp(self.r_mag[...]), self.b_mag[...])
 
     def train_encode(self, X, ctx):
         gate = jax.vmap(self.gate_pre)(X)

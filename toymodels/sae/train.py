@@ -129,6 +129,9 @@ class SAETrainer:
     def describe_data(self) -> dict[str, Any]:
         return self.data.describe()
 
+    def data_variables(self) -> dict[str, tuple[tuple[str, ...], Any]]:
+        return self.data.variables()
+
     def optimizer(self, swept: SAESwept) -> optax.GradientTransformation:
         return make_optimizer(self.train_config, swept.lr, swept.weight_decay)
 
