@@ -387,6 +387,7 @@ def test_bad_sites_are_named(gpt2_folder, tmp_path, site, message):
 
 @pytest.mark.parametrize("kwargs, field", [
     ({"batch_size": 0}, "batch_size"), ({"max_length": 0}, "max_length"),
+    ({"max_length": 161}, "max_length=161 is more than the model's 160 positions"),
     ({"tokens_per_shard": -1}, "tokens_per_shard"), ({"dtype": "int8"}, "dtype"),
     ({"shard": "3/2"}, "shard"), ({"shard": "a/b"}, "shard"),
     ({"sites": []}, "sites"), ({"sites": ["blocks.0.mlp.hook_in"] * 2}, "given more than once"),

@@ -95,7 +95,7 @@ def _run_info(args) -> None:
     print(f"  model {m['model']} ({m['architecture']}), tokenizer {m['tokenizer']}, {m['dtype']}")
     for s in store.sites:
         print(f"  {s}  d={m['d'][s]}")
-    print(f"  texts: {sum(p['texts']['count'] for p in store.parts[:1])} from {m['texts']['source']}"
+    print(f"  texts: {m['texts']['count']} from {m['texts']['source']}"
           f", settings {m['settings']}")
 
 

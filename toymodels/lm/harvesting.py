@@ -215,6 +215,10 @@ def harvest(model, sites, texts, out: str | os.PathLike, *, tokenizer=None, batc
     model, tokenizer, name, tok_name = _resolve(model, tokenizer, device)
     arch = architecture_of(model.config)
     names = [s.name for s in parse_sites(sites, n_layers(model.config))]
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and max_length > limit:
+        raise ValueError(f"max_length={max_length} is more than the model's "
+                         f"{limit} positions")
     folder = Path(out) if n == 1 else Path(out) / part_folder(i, n)
     header = {
         "format": FORMAT, "version": VERSION, "model": name, "tokenizer": tok_name,
@@ -226,6 +230,31 @@ def harvest(model, sites, texts, out: str | os.PathLike, *, tokenizer=None, batc
         "part": [i, n],
     }
     writer = PartWriter(folder, header, source)
+    h = _skip_done(stream, writer)
+    if not writer.complete:
+        if writer.texts_done:
+            log.info("resuming the harvest in %s after %d texts (%d shards)", folder,
+                     writer.texts_done, len(writer.manifest["shards"]))
+        show = progress if progress is not None else sys.stderr.isatty()
+        bar = tqdm(total=total, initial=writer.texts_done, unit="text", disable=not show,
+                   dynamic_ncols=True, desc="harvest" if n == 1 else f"harvest {i}/{n}")
+        was_training = model.training
+        model.eval()
+        try:
+            _BatchRunner(model, tokenizer, names, header, drop_special_tokens).run(
+                stream, h, writer, tokens_per_shard, bar)
+        finally:
+            model.train(was_training)
+            bar.close()
+        if writer.manifest["docs_at_max_length"]:
+            log.info("%d texts reached max_length=%d tokens and were probably truncated",
+                     writer.manifest["docs_at_max_length"], max_length)
+    return ActivationStore(folder, verify=False)
+
+
+def _skip_done(stream: Iterator[str], writer: PartWriter):
+    """Consume the texts `writer`'s shards already cover, checking they are the same texts; the
+    running text hash. A finished part must have no text left."""
     h = text_hash()
     done = writer.texts_done
     skipped = 0
@@ -234,55 +263,11 @@ def harvest(model, sites, texts, out: str | os.PathLike, *, tokenizer=None, batc
         skipped += 1
     if skipped < done or h.hexdigest() != writer.texts_sha256:
         raise ValueError(f"texts: they differ from the first {done} texts of the harvest being "
-                         f"resumed in {folder}; use a new folder, or the same texts to resume")
-    if writer.complete:
-        if next(stream, None) is not None:
-            raise ValueError(f"texts: there are more than the {done} of the finished harvest in "
-                             f"{folder}; use a new folder")
-        return ActivationStore(folder, verify=False)
-    if done:
-        log.info("resuming the harvest in %s after %d texts (%d shards)", folder, done,
-                 len(writer.manifest["shards"]))
-
-    run = _BatchRunner(model, tokenizer, names, header, drop_special_tokens)
-    show = progress if progress is not None else sys.stderr.isatty()
-    bar = tqdm(total=total, initial=done, unit="text", disable=not show, dynamic_ncols=True,
-               desc="harvest" if n == 1 else f"harvest {i}/{n}")
-    at_max = writer.manifest["docs_at_max_length"]
-    docs, batch_index = done, done // batch_size
-    pending: list[dict[str, np.ndarray]] = []
-    rows = 0
-    was_training = model.training
-    model.eval()
-    try:
-        while batch := list(itertools.islice(stream, batch_size)):
-            for k, text in enumerate(batch):
-                update_text_hash(h, _checked(text, docs + k))
-            if batch_index % n == i:
-                arrays, at = run(batch, docs)
-                at_max += at
-                if arrays is not None:
-                    pending.append(arrays)
-                    rows += len(arrays["doc"])
-            docs += len(batch)
-            batch_index += 1
-            bar.update(len(batch))
-            if rows >= tokens_per_shard:
-                writer.write_shard(_concat(pending), texts_done=docs, texts_sha256=h.hexdigest(),
-                                   docs_at_max_length=at_max)
-                pending, rows = [], 0
-                bar.set_postfix(tokens=writer.manifest["tokens"], refresh=False)
-        if pending:
-            writer.write_shard(_concat(pending), texts_done=docs, texts_sha256=h.hexdigest(),
-                               docs_at_max_length=at_max)
-        writer.finish(texts_done=docs, texts_sha256=h.hexdigest(), docs_at_max_length=at_max)
-    finally:
-        model.train(was_training)
-        bar.close()
-    if at_max:
-        log.info("%d texts reached max_length=%d tokens and were probably truncated", at_max,
-                 max_length)
-    return ActivationStore(folder, verify=False)
+                         f"resumed in {writer.folder}; use a new folder, or the same texts")
+    if writer.complete and next(stream, None) is not None:
+        raise ValueError(f"texts: there are more than the {done} of the finished harvest in "
+                         f"{writer.folder}; use a new folder")
+    return h
 
 
 def _checked(text, k: int) -> str:
@@ -296,16 +281,56 @@ def _concat(pending: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 class _BatchRunner:
-    """One batch of texts -> the rows of the store it adds (or None if it has no kept token)."""
+    """The model side of one part of a harvest: `run` goes through the text stream and writes
+    shards; a call turns one batch of texts into the rows it adds (None if it keeps no token)."""
 
     def __init__(self, model, tokenizer, names, header, drop_special_tokens):
         self.model, self.tokenizer, self.names = model, tokenizer, names
+        self.batch_size = header["settings"]["batch_size"]
         self.max_length = header["settings"]["max_length"]
         self.prepend_bos = header["settings"]["prepend_bos"]
         self.drop_special = drop_special_tokens
         self.d = header["d"]
         self.dtype = _TORCH_DTYPES[header["dtype"]]
         self.device = next(model.parameters()).device
+
+    def run(self, stream: Iterator[str], h, writer: PartWriter, tokens_per_shard: int, bar):
+        """Harvest this part's batches of the rest of `stream`, writing a shard every
+        `tokens_per_shard` rows, then mark the part finished."""
+        batch_size = self.batch_size
+        i, n = writer.manifest["part"]
+        at_max = writer.manifest["docs_at_max_length"]
+        docs = writer.texts_done
+        batch_index = docs // batch_size
+        pending: list[dict[str, np.ndarray]] = []
+        rows = 0
+
+        def flush(final: bool):
+            if pending:
+                writer.write_shard(_concat(pending), texts_done=docs, texts_sha256=h.hexdigest(),
+                                   docs_at_max_length=at_max)
+                pending.clear()
+                bar.set_postfix(tokens=writer.manifest["tokens"], refresh=False)
+            if final:
+                writer.finish(texts_done=docs, texts_sha256=h.hexdigest(),
+                              docs_at_max_length=at_max)
+
+        while batch := list(itertools.islice(stream, batch_size)):
+            for k, text in enumerate(batch):
+                update_text_hash(h, _checked(text, docs + k))
+            if batch_index % n == i:
+                arrays, at = self(batch, docs)
+                at_max += at
+                if arrays is not None:
+                    pending.append(arrays)
+                    rows += len(arrays["doc"])
+            docs += len(batch)
+            batch_index += 1
+            bar.update(len(batch))
+            if rows >= tokens_per_shard:
+                flush(final=False)
+                rows = 0
+        flush(final=True)
 
     def __call__(self, texts: list[str], first_doc: int):
         enc = encode(self.tokenizer, texts, max_length=self.max_length,
