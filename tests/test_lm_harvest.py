@@ -267,6 +267,28 @@ def test_prepend_bos(gpt2_folder, tokenizer, tmp_path):
     assert len(dropped) == len(store) - 5
 
 
+def test_model_forms_and_text_files(gpt2_folder, tokenizer, tmp_path):
+    """A folder, a (model, tokenizer) pair, a model with tokenizer=, a weights-only folder with a
+    tokenizer folder, and texts from a file or a list: the same rows."""
+    weights_only = tmp_path / "weights"
+    model = lm.load_model(gpt2_folder)[0]
+    model.save_pretrained(weights_only)
+    texts = TEXTS[:6] + ["a line with a\rcarriage return inside"]
+    file = tmp_path / "texts.txt"
+    file.write_bytes(("\n".join(texts)).encode())          # no final newline
+    site = ["blocks.1.hook_resid_post"]
+    stores = [lm.harvest(m, site, t, tmp_path / f"s{k}", progress=False, **kw) for k, (m, t, kw) in
+              enumerate([(gpt2_folder, file, {}), ((model, tokenizer), texts, {}),
+                         (model, texts, {"tokenizer": tokenizer}),
+                         (weights_only, texts, {"tokenizer": str(gpt2_folder)})])]
+    assert stores[0].doc_index.max() == len(texts) - 1
+    for store in stores[1:]:
+        np.testing.assert_array_equal(store.token_ids, stores[0].token_ids)
+        np.testing.assert_array_equal(store.read(np.arange(len(store))),
+                                      stores[0].read(np.arange(len(store))))
+    assert stores[0].manifest["texts"]["sha256"] == stores[1].manifest["texts"]["sha256"]
+
+
 # ----------------------------------------------------------------------------- splitting, resume
 
 def test_split_harvest_parts_join_to_the_whole(gpt2_folder, tmp_path):

@@ -39,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from toymodels.lm.hooks import capture
-from toymodels.lm.models import load_model, model_name, resolve_model
+from toymodels.lm.models import load_model, load_weights, model_name, resolve_model
 from toymodels.lm.sites import architecture_of, n_layers, parse_sites
 from toymodels.lm.store import (
     DTYPES,
@@ -105,7 +105,7 @@ def _text_stream(texts) -> tuple[Iterator[str], str, int | None]:
                              "of one text per line; pass a list to give texts directly)")
 
         def lines():
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8", newline="\n") as f:   # lines end at \n only
                 for line in f:
                     yield line.rstrip("\r\n")
         with open(path, "rb") as f:
@@ -144,8 +144,10 @@ def _resolve(model, tokenizer, device):
         model, tokenizer = model
     if isinstance(model, str | os.PathLike):
         name = model_name(model)
-        model, own = load_model(model, device=device)
-        tokenizer = own if tokenizer is None else tokenizer
+        if tokenizer is None:
+            model, tokenizer = load_model(model, device=device)
+        else:
+            model = load_weights(model, device=device)
     elif not isinstance(model, torch.nn.Module):
         raise ValueError(f"model: give a name, a folder, a loaded model, or (model, tokenizer), "
                          f"not {type(model).__name__}")

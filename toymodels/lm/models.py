@@ -66,12 +66,18 @@ def load_model(name_or_path: str | os.PathLike, *, device=None, dtype=None):
       device: where to put the model ("cpu", "cuda", a torch.device); default: where it loads.
       dtype: a torch dtype for the weights; default: the checkpoint's.
     """
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    path = resolve_model(name_or_path)
+    return load_weights(name_or_path, device=device, dtype=dtype), \
+        AutoTokenizer.from_pretrained(resolve_model(name_or_path))
+
+
+def load_weights(name_or_path: str | os.PathLike, *, device=None, dtype=None):
+    """The model alone (`transformers.AutoModel`), in eval mode; arguments as `load_model`'s."""
+    from transformers import AutoModel
+
     kwargs = {} if dtype is None else {"dtype": dtype}
-    model = AutoModel.from_pretrained(path, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(resolve_model(name_or_path), **kwargs)
     if device is not None:
         model = model.to(device)
-    return model.eval(), tokenizer
+    return model.eval()
