@@ -15,7 +15,9 @@ each batch's longest text (`toymodels.lm.encode`, the tokenisation `harvest` run
 
 Throughput is real (non-padding) tokens per second, the same count on both sides. Rounds
 alternate bare, harvest, bare, harvest … (`--rounds` each, after one untimed warm-up of each), and
-the medians are compared: `ratio` = harvest tokens/s ÷ bare tokens/s (target ≥ 0.8). The default
+the medians are compared: `ratio` = harvest tokens/s ÷ bare tokens/s (target ≥ 0.8). The CPU
+seconds of this process are printed beside (their ratio, bare ÷ harvest, is less sensitive to other
+processes than wall time, which a shared machine skews; both include torch's threads). The default
 site is the last block's output, where the early stop saves nothing; `--site blocks.3...` shows
 what stopping halfway gains. Other processes on the machine skew both sides; the load average is
 printed before and after.
@@ -34,20 +36,26 @@ import torch
 from toymodels import lm
 
 
-def bare(model, batches) -> float:
-    start = time.perf_counter()
-    with torch.inference_mode():
-        for enc in batches:
-            model(input_ids=enc.input_ids, attention_mask=enc.attention_mask)
-    return time.perf_counter() - start
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) that fn() took."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def harvested(model, tokenizer, texts, args) -> float:
+def bare(model, batches) -> tuple[float, float]:
+    def run():
+        with torch.inference_mode():
+            for enc in batches:
+                model(input_ids=enc.input_ids, attention_mask=enc.attention_mask)
+    return timed(run)
+
+
+def harvested(model, tokenizer, texts, args) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        lm.harvest((model, tokenizer), [args.site], texts, out, batch_size=args.batch_size,
-                   max_length=args.max_length, progress=False)
-        return time.perf_counter() - start
+        return timed(lambda: lm.harvest((model, tokenizer), [args.site], texts, out,
+                                        batch_size=args.batch_size, max_length=args.max_length,
+                                        progress=False))
 
 
 def main(argv=None) -> None:
@@ -82,11 +90,14 @@ def main(argv=None) -> None:
     for r in range(args.rounds):
         times["bare"].append(bare(model, batches))
         times["harvest"].append(harvested(model, tokenizer, texts, args))
-        print(f"round {r}: bare {tokens / times['bare'][-1]:,.0f} tokens/s, "
-              f"harvest {tokens / times['harvest'][-1]:,.0f} tokens/s")
-    rate = {k: tokens / statistics.median(v) for k, v in times.items()}
+        print(f"round {r}: bare {tokens / times['bare'][-1][0]:,.0f} tokens/s "
+              f"({times['bare'][-1][1]:.1f} CPU s), harvest {tokens / times['harvest'][-1][0]:,.0f}"
+              f" tokens/s ({times['harvest'][-1][1]:.1f} CPU s)")
+    rate = {k: tokens / statistics.median(t[0] for t in v) for k, v in times.items()}
+    cpu = {k: statistics.median(t[1] for t in v) for k, v in times.items()}
     print(f"median: bare {rate['bare']:,.0f} tokens/s, harvest {rate['harvest']:,.0f} tokens/s; "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"CPU seconds bare {cpu['bare']:.1f}, harvest {cpu['harvest']:.1f} (ratio "
+          f"{cpu['bare'] / cpu['harvest']:.3f}); load average {os.getloadavg()[0]:.2f}")
     print(f"ratio={rate['harvest'] / rate['bare']:.3f}")
 
 
