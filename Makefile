@@ -12,10 +12,18 @@ $(BIN)/toymodels: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+# The lm extra (toymodels.lm's tests need it). TORCH_INDEX: PyTorch's CPU wheels, since PyPI's
+# torch pulls several GB of CUDA libraries; `make test TORCH_INDEX=` installs from PyPI alone.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
+$(VENV)/.lm-installed: $(BIN)/toymodels pyproject.toml
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[dev,lm]'
+	@touch $@
+
 demo: $(BIN)/toymodels
 	$(BIN)/toymodels demo --results results/demo --to figures
 
-test: $(BIN)/toymodels
+test: $(VENV)/.lm-installed
 	$(BIN)/python -m pytest -q
 
 # Reproduction runs too slow for CI (marked `slow`).

@@ -4,6 +4,7 @@
     toymodels figures results/ --to figures/
     toymodels demo                      # a few real sweeps and their figures, in minutes on a CPU
     toymodels reproduce                 # every experiments/*.toml, then every figure (slow)
+    toymodels lm harvest --model all-MiniLM-L6-v2 --site blocks.3.hook_resid_post --out acts/
 """
 
 from __future__ import annotations
@@ -153,6 +154,10 @@ def main(argv: list[str] | None = None) -> None:
         if name == "reproduce":
             p.add_argument("--only", nargs="*", help="experiment names (default: all)")
         p.set_defaults(func=func)
+
+    from toymodels.lm import cli as lm_cli    # imports no torch until an lm command runs
+
+    lm_cli.register(sub)
 
     args = parser.parse_args(argv)
     # Only toymodels' own messages: JAX logs its backend probing at INFO on the root logger.

@@ -1,0 +1,39 @@
+"""Real language models: harvest their activations at TransformerLens-style sites into an on-disk
+store, and read it back as shuffled batches for the SAE trainer.
+
+    from toymodels import lm
+    store = lm.harvest("all-MiniLM-L6-v2", sites=["blocks.3.hook_resid_post"],
+                       texts=lm.corpus_path(), out="acts/minilm")
+    store = lm.ActivationStore("acts/minilm")       # len(store) tokens, store.d_in
+    x = next(store.batches(4096, seed=0))           # (4096, 384) float32
+
+Needs the `lm` extra (PyTorch, transformers, safetensors). Reading a store needs only NumPy, so
+this package imports PyTorch lazily: `harvest`, `capture` and `encode` load it on first use, and
+`ActivationStore` never does (a JAX training process pays nothing for it).
+"""
+
+from toymodels.lm.models import MINILM_NAMES, load_model, minilm_path, resolve_model
+from toymodels.lm.sites import ARCHITECTURES, KINDS, Site, architecture_of, parse_site, site_table
+from toymodels.lm.store import ActivationStore
+from toymodels.lm.texts import corpus, corpus_path, corpus_topics, generate_corpus, prompts
+
+# name -> module, imported on first use (they import torch)
+_LAZY = {"harvest": "toymodels.lm.harvesting", "encode": "toymodels.lm.harvesting",
+         "capture": "toymodels.lm.hooks"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'toymodels.lm' has no attribute {name!r}")
+
+
+__all__ = [
+    "ARCHITECTURES", "KINDS", "MINILM_NAMES", "ActivationStore", "Site", "architecture_of",
+    "capture", "corpus", "corpus_path", "corpus_topics", "encode", "generate_corpus", "harvest",
+    "load_model", "minilm_path", "parse_site", "prompts", "resolve_model", "site_table",
+]
