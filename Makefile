@@ -12,12 +12,10 @@ $(BIN)/toymodels: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# The lm extra (toymodels.lm's tests need it). TORCH_INDEX: PyTorch's CPU wheels, since PyPI's
-# torch pulls several GB of CUDA libraries; `make test TORCH_INDEX=` installs from PyPI alone.
-TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
-
+# The lm extra (toymodels.lm's tests need it): torch is pinned to 2.13.0, which this project's
+# package index serves as a CPU wheel (an unpinned torch pulls several GB of CUDA libraries).
 $(VENV)/.lm-installed: $(BIN)/toymodels pyproject.toml
-	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[dev,lm]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,lm]'
 	@touch $@
 
 demo: $(BIN)/toymodels
@@ -31,10 +29,11 @@ test-slow: $(BIN)/toymodels
 	$(BIN)/python -m pytest -q -m slow
 
 # The speed benchmarks need the PyTorch baseline (a pinned CPU wheel).
-bench: $(BIN)/toymodels
-	$(BIN)/python -m pip install --quiet -e '.[dev,torch]'
+bench: $(VENV)/.lm-installed
 	$(BIN)/python benchmarks/sweep_speed.py
 	$(BIN)/python benchmarks/phase_speed.py
+	$(BIN)/python benchmarks/sae_speed.py
+	$(BIN)/python benchmarks/lm_speed.py
 
 # Every experiment at full size, then every figure (about an hour on 2 CPU cores).
 reproduce: $(BIN)/toymodels
