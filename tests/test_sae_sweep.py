@@ -153,3 +153,26 @@ def test_bad_sae_sweeps_fail_before_compiling(config, grid, data, field, monkeyp
 def test_toy_sweep_refuses_data():
     with pytest.raises(ValueError, match="data"):
         tm.sweep(tm.ToyModelConfig(), {}, TRAIN, data=TRUTH)
+
+
+def test_host_data_reads_only_the_batches_it_trains_on():
+    # The reader thread runs ahead of training; it must stop at the chunk's last segment, not
+    # read (and throw away) segments past it.
+    rows = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
+
+    class Counting:
+        drawn = 0
+
+        def batches(self, batch_size, seed=0):
+            rng = np.random.default_rng(seed)
+            while True:
+                Counting.drawn += 1
+                yield rows[rng.integers(0, len(rows), batch_size)]
+
+        def describe(self):
+            return {"name": "counting"}
+
+    train = tm.TrainConfig(steps=200, batch_size=16, log_every=10)   # 10 segments per chunk
+    tm.sweep(SAE, {"seed": [0, 1, 2, 3]}, train, data=Counting(), chunk_size=2,
+             devices=jax.devices()[:1], progress=False)
+    assert Counting.drawn == 1 + 2 * 200     # the width check's peek, then each chunk's steps

@@ -18,6 +18,7 @@ sub-sweep per value, merged into one Dataset (`toymodels.widths`).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import math
@@ -259,7 +260,11 @@ class _Runner:
                 yield streams
         t = self.trainer.train_config
         steps = self.logs_per_segment * t.log_every
-        for s, batches in enumerate(_prefetch(self.trainer.host_data.segments(t.batch_size, steps))):
+        # Only the segments this chunk trains on: an endless reader would run `depth` segments
+        # past the end of every chunk, reading data no step uses.
+        segments = itertools.islice(self.trainer.host_data.segments(t.batch_size, steps),
+                                    self.n_segments)
+        for s, batches in enumerate(_prefetch(segments)):
             data = jax.tree.map(lambda a: self._put(a, self.replicated), batches)
             yield loop.HostBatches(data, self._put(np.int32(s * steps), self.replicated))
 
@@ -294,20 +299,24 @@ def _prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     done = object()
     stop = threading.Event()
 
+    def put(item) -> bool:
+        """Queue `item` unless the consumer has gone (then a full queue would block forever)."""
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce():
         try:
             for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            items.put(done)
+            put(done)
         except BaseException as err:  # handed to the consumer, raised there
-            items.put(err)
+            put(err)
 
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
