@@ -254,3 +254,18 @@ def test_manifest_lists_shards_with_sizes_and_checksums(store_path):
     from safetensors.numpy import load_file     # any safetensors reader opens a shard
     arrays = load_file(str(store_path / "shard-00001.safetensors"))
     np.testing.assert_array_equal(arrays["token_ids"], 1000 + np.arange(30, 42))
+
+
+def test_describe_names_the_data_not_the_folder(tmp_path):
+    a = ActivationStore(write_store(tmp_path / "a", [30, 12]), site=SITES[0])
+    d = a.describe()
+    assert json.loads(json.dumps(d)) == d                              # JSON-able
+    assert d["site"] == [SITES[0]] and d["d_in"] == 3 and d["tokens"] == 42
+    assert d["model"] == "synthetic" and d["target_site"] is None
+    assert ActivationStore(write_store(tmp_path / "b", [30, 12]), site=SITES[0]).describe() == d
+    other = ActivationStore(write_store(tmp_path / "c", [30, 15]), site=SITES[0]).describe()
+    assert other["manifest_sha256"] != d["manifest_sha256"]
+    pairs = a.select(site=SITES[1], target_site=SITES[0]).describe()
+    assert pairs["d_out"] == 3 and pairs["manifest_sha256"] == d["manifest_sha256"]
+    with pytest.raises(ValueError, match="several sites"):
+        ActivationStore(tmp_path / "a").describe()

@@ -368,6 +368,28 @@ class ActivationStore:
     def n_shards(self) -> int:
         return len(self._shards)
 
+    def describe(self) -> dict[str, Any]:
+        """The store's identity as JSON-able data, which a sweep's `sweep.json` records (through
+        `toymodels.sources.HostData`) so that resuming it on another store is refused.
+
+        {"format", "model", "tokenizer", "site": [input sites], "target_site", "d_in", "d_out",
+        "dtype", "tokens", "manifest_sha256"}; `manifest_sha256` hashes, part by part, the
+        harvest's header fields (`HEADER_FIELDS`), the texts' count and SHA-256 and every shard's
+        SHA-256, so it names the data itself: the same store copied elsewhere keeps it, a
+        re-harvest with other settings or texts does not. A store of several sites must have its
+        input selected first.
+        """
+        digest = hashlib.sha256()
+        for m in self.parts:
+            digest.update(json.dumps({
+                **{k: m[k] for k in HEADER_FIELDS},
+                "texts": [m["texts"]["count"], m["texts"]["sha256"]],
+                "shards": [s["sha256"] for s in m["shards"]]}, sort_keys=True).encode())
+        return {"format": FORMAT, "model": self.model, "tokenizer": self.manifest["tokenizer"],
+                "site": list(self._inputs()), "target_site": self.target_site, "d_in": self.d_in,
+                "d_out": self.d_out, "dtype": self.manifest["dtype"], "tokens": len(self),
+                "manifest_sha256": digest.hexdigest()}
+
     def __repr__(self) -> str:
         sel = "" if self.input_sites is None else f", site={list(self.input_sites)}"
         tgt = "" if self.target_site is None else f", target_site={self.target_site!r}"
