@@ -16,15 +16,10 @@ TRAIN = tm.TrainConfig(steps=60, batch_size=64, lr=1e-3, log_every=20)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return lm.harvest("all-MiniLM-L6-v2", sites=SITES, texts=lm.corpus()[:48],
-                          out=tmp_path_factory.mktemp("acts") / "minilm", batch_size=16,
-                          progress=False)
-    finally:
-        torch.set_num_threads(threads)
+def store(tmp_path_factory, one_torch_thread):
+    return lm.harvest("all-MiniLM-L6-v2", sites=SITES, texts=lm.corpus()[:48],
+                      out=tmp_path_factory.mktemp("acts") / "minilm", batch_size=16,
+                      progress=False)
 
 
 def test_sae_sweep_on_a_store(store, tmp_path):
@@ -42,10 +37,23 @@ def test_sae_sweep_on_a_store(store, tmp_path):
     assert data["kind"] == "host" and data["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert data["site"] == ["blocks.1.hook_resid_post"] and data["tokens"] == len(store)
 
-    # One trained SAE reconstructs the store's rows better than their mean does.
+    # One trained SAE reconstructs the store's rows better than their mean does, and knows
+    # which model and site it reads.
+    one = lm.sae_from_sweep(out, {"l1_coefficient": 1.0})
     x = next(resid.chunks(512))
-    x_hat = np.asarray(tm.SAE.from_results(ds.isel(l1_coefficient=0))(x))
+    x_hat = lm.decode_rows(one, lm.encode_rows(one, x))
+    np.testing.assert_allclose(x_hat, tm.SAE.from_results(ds.isel(l1_coefficient=0))(x),
+                               rtol=1e-5, atol=1e-5)
     assert np.sum((x_hat - x) ** 2) < np.sum((x - x.mean(0)) ** 2)
+    assert one.metadata["hook_name"] == "blocks.1.hook_resid_post"
+    assert one.metadata["model_name"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert lm.sae_site(one) == ("blocks.1.hook_resid_post", None)
+    with pytest.raises(ValueError, match="choose a value of 'l1_coefficient'"):
+        lm.sae_from_sweep(ds)
+    with pytest.raises(ValueError, match="not on the grid"):
+        lm.sae_from_sweep(ds, {"l1_coefficient": 2.0})
+    with pytest.raises(ValueError, match="not grid dims"):
+        lm.sae_from_sweep(ds, {"l1_coefficient": 1.0, "seed": 0})
 
     # Resuming on the same store (reopened) loads the finished sweep; another store is refused.
     again = tm.sweep(sae, grid={"l1_coefficient": [1.0, 3.0]}, train=TRAIN,
@@ -67,6 +75,8 @@ def test_transcoder_on_a_store(store):
     assert not ds.diverged.any()
     assert float(ds.mse_history[0, -1]) < float(ds.mse_history[0, 0])
     assert json.loads(ds.attrs["data"])["target_site"] == "blocks.1.hook_mlp_out"
+    transcoder = lm.sae_from_sweep(ds)
+    assert lm.sae_site(transcoder) == ("blocks.1.mlp.hook_in", "blocks.1.hook_mlp_out")
 
 
 def test_store_width_must_match(store):

@@ -13,6 +13,7 @@ this package imports PyTorch lazily: `harvest`, `capture` and `encode` load it o
 """
 
 from toymodels.lm.models import MINILM_NAMES, load_model, minilm_path, resolve_model
+from toymodels.lm.saes import decode_rows, encode_rows, sae_from_sweep, sae_site
 from toymodels.lm.sites import ARCHITECTURES, KINDS, Site, architecture_of, parse_site, site_table
 from toymodels.lm.store import ActivationStore
 from toymodels.lm.texts import corpus, corpus_path, corpus_topics, generate_corpus, prompts
@@ -20,6 +21,10 @@ from toymodels.lm.texts import corpus, corpus_path, corpus_topics, generate_corp
 # name -> module, imported on first use (they import torch)
 _LAZY = {"harvest": "toymodels.lm.harvesting", "encode": "toymodels.lm.harvesting",
          "capture": "toymodels.lm.hooks"}
+_LAZY |= {name: "toymodels.lm.splice" for name in (
+    "Effects", "intervention", "intervention_effects", "latent_ablation", "model_outputs",
+    "output_kind", "reconstruction", "sentence_embedding", "splice_effects", "steering",
+    "zero_ablation")}
 
 
 def __getattr__(name):
@@ -34,6 +39,8 @@ def __getattr__(name):
 
 __all__ = [
     "ARCHITECTURES", "KINDS", "MINILM_NAMES", "ActivationStore", "Site", "architecture_of",
-    "capture", "corpus", "corpus_path", "corpus_topics", "encode", "generate_corpus", "harvest",
-    "load_model", "minilm_path", "parse_site", "prompts", "resolve_model", "site_table",
+    "capture", "corpus", "corpus_path", "corpus_topics", "decode_rows", "encode",
+    "encode_rows", "generate_corpus", "harvest", "load_model", "minilm_path", "parse_site",
+    "prompts", "resolve_model", "sae_from_sweep", "sae_site", "site_table", *sorted(
+        n for n, m in _LAZY.items() if m == "toymodels.lm.splice"),
 ]

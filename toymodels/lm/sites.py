@@ -127,6 +127,16 @@ class Architecture:
     taps: Mapping[str, Tap]
     #: the config attribute holding the number of blocks
     n_layers_key: str = "num_hidden_layers"
+    #: a causal (next-token) language model when it has an LM head: splicing measures
+    #: cross-entropy; an encoder (BERT) measures its sentence embeddings instead
+    causal: bool = False
+    #: the norm applied to the residual stream before the unembedding (None: there is none, or no
+    #: unembedding reads the residual stream directly, as in BERT's MLM head)
+    final_norm: str | None = None
+    #: pre-norm blocks: no module outputs hook_resid_mid (the second norm only reads it). Writing it
+    #: (a splice) goes through (block, attention): resid_mid = the block's input + the attention
+    #: module's output, so the edit is added to the attention output. None: the tap is writable.
+    resid_mid_sum: tuple[str, str] | None = None
 
     def __post_init__(self):
         missing = set(KINDS) - set(self.taps)
@@ -161,6 +171,9 @@ GPT2 = Architecture(
         "hook_mlp_out": Tap("h.{l}.mlp", "output"),
         "hook_resid_post": Tap("h.{l}", "output"),
     },
+    causal=True,
+    final_norm="ln_f",
+    resid_mid_sum=("h.{l}", "h.{l}.attn"),
 )
 
 #: Llama and the models built like it (Qwen2, Mistral): pre-RMSNorm blocks, read like GPT-2's.
@@ -175,6 +188,9 @@ LLAMA = Architecture(
         "hook_mlp_out": Tap("layers.{l}.mlp", "output"),
         "hook_resid_post": Tap("layers.{l}", "output"),
     },
+    causal=True,
+    final_norm="norm",
+    resid_mid_sum=("layers.{l}", "layers.{l}.self_attn"),
 )
 
 ARCHITECTURES = (BERT, GPT2, LLAMA)

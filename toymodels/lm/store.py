@@ -373,7 +373,8 @@ class ActivationStore:
         `toymodels.sources.HostData`) so that resuming it on another store is refused.
 
         {"format", "model", "tokenizer", "site": [input sites], "target_site", "d_in", "d_out",
-        "dtype", "tokens", "manifest_sha256"}; `manifest_sha256` hashes, part by part, the
+        "dtype", "settings" (the harvest's tokenisation: max_length, prepend_bos …), "tokens",
+        "manifest_sha256"}; `manifest_sha256` hashes, part by part, the
         harvest's header fields (`HEADER_FIELDS`), the texts' count and SHA-256 and every shard's
         SHA-256, so it names the data itself: the same store copied elsewhere keeps it, a
         re-harvest with other settings or texts does not. A store of several sites must have its
@@ -387,7 +388,8 @@ class ActivationStore:
                 "shards": [s["sha256"] for s in m["shards"]]}, sort_keys=True).encode())
         return {"format": FORMAT, "model": self.model, "tokenizer": self.manifest["tokenizer"],
                 "site": list(self._inputs()), "target_site": self.target_site, "d_in": self.d_in,
-                "d_out": self.d_out, "dtype": self.manifest["dtype"], "tokens": len(self),
+                "d_out": self.d_out, "dtype": self.manifest["dtype"],
+                "settings": self.manifest["settings"], "tokens": len(self),
                 "manifest_sha256": digest.hexdigest()}
 
     def __repr__(self) -> str:
