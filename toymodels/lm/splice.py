@@ -52,6 +52,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from toymodels.lm.harvesting import encode
 from toymodels.lm.hooks import _first
@@ -241,7 +242,9 @@ def model_outputs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) 
     return sentence_embedding(out.hidden_states[-1].float(), attention_mask)
 
 
-def _batches(tokenizer, texts, batch_size: int, max_length: int, prepend_bos: bool, device):
+def encoded_batches(tokenizer, texts, batch_size: int, max_length: int, prepend_bos: bool, device
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(input_ids, attention_mask) of `texts`, `batch_size` at a time, tokenised as `harvest`."""
     texts = list(texts)
     if not texts:
         raise ValueError("texts: give at least one text")
@@ -253,11 +256,11 @@ def _batches(tokenizer, texts, batch_size: int, max_length: int, prepend_bos: bo
         yield enc.input_ids.to(device), enc.attention_mask.to(device)
 
 
-def _device(model):
+def model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def _tokenisation(sae: SAE, max_length, prepend_bos) -> tuple[int, bool]:
+def tokenisation(sae: SAE, max_length: int | None, prepend_bos: bool | None) -> tuple[int, bool]:
     """max_length and prepend_bos: as given, else as the SAE's store was harvested."""
     return (max_length if max_length is not None else int(sae.metadata.get("context_size", 128)),
             prepend_bos if prepend_bos is not None else bool(sae.metadata.get("prepend_bos", False)))
@@ -318,7 +321,7 @@ def splice_effects(model, tokenizer, sae: SAE, texts: Sequence[str], *, site: st
         (embedding_cosine − embedding_cosine_zero) / (1 − embedding_cosine_zero).
     """
     site, target_site = sae_site(sae, site, target_site)
-    max_length, prepend_bos = _tokenisation(sae, max_length, prepend_bos)
+    max_length, prepend_bos = tokenisation(sae, max_length, prepend_bos)
     kind = output_kind(model)
     recorded: dict[str, np.ndarray] = {}
 
@@ -332,9 +335,8 @@ def splice_effects(model, tokenizer, sae: SAE, texts: Sequence[str], *, site: st
     sums = {"ce_clean": 0.0, "ce_spliced": 0.0, "ce_zero": 0.0, "kl": 0.0, "predictions": 0,
             "embedding_cosine": 0.0, "embedding_cosine_zero": 0.0}
     n_texts = len(texts)
-    from tqdm.auto import tqdm
-
-    batches = _batches(tokenizer, texts, batch_size, max_length, prepend_bos, _device(model))
+    batches = encoded_batches(tokenizer, texts, batch_size, max_length, prepend_bos,
+                              model_device(model))
     for ids, mask in tqdm(batches, total=-(-n_texts // batch_size), disable=not progress,
                           desc="splice", unit="batch"):
         clean = model_outputs(model, ids, mask)
@@ -438,8 +440,8 @@ def intervention_effects(model, tokenizer, texts: Sequence[str], site: str, edit
     """The model's outputs for `texts` with and without `edit` at `site` (see `Effects`)."""
     kind = output_kind(model)
     clean, edited = [], []
-    for ids, mask in _batches(tokenizer, texts, batch_size, max_length, prepend_bos,
-                              _device(model)):
+    for ids, mask in encoded_batches(tokenizer, texts, batch_size, max_length, prepend_bos,
+                                     model_device(model)):
         outs = [model_outputs(model, ids, mask)]
         with intervention(model, site, edit, target_site=target_site):
             outs.append(model_outputs(model, ids, mask))
