@@ -80,8 +80,8 @@ def random_store(folder, shard_rows=(40, 25, 31), d=6, seed=0):
 class Ids:
     """A tokenizer stand-in: token id i reads "t<i>"."""
 
-    def convert_ids_to_tokens(self, ids):
-        return [f"t{i}" for i in ids]
+    def decode(self, ids):
+        return "".join(f"t{i}" for i in ids)
 
 
 def test_latent_stats_match_brute_force(tmp_path):

@@ -45,6 +45,7 @@ import torch
 from scipy import stats as scipy_stats
 from tqdm.auto import tqdm
 
+from toymodels.lm.harvesting import token_strings
 from toymodels.lm.hooks import capture
 from toymodels.lm.saes import encode_rows, sae_site
 from toymodels.lm.sites import architecture_of
@@ -95,7 +96,7 @@ def text_latents(model, tokenizer, sae: SAE, texts: Sequence[str], *, site: str 
         starts = np.cumsum([0] + lengths)
         for row, n in enumerate(lengths):
             token_ids = ids[row, :n].cpu().numpy()
-            out.append(TextLatents(tokenizer.convert_ids_to_tokens(token_ids.tolist()), token_ids,
+            out.append(TextLatents(token_strings(tokenizer, token_ids), token_ids,
                                    f[starts[row]:starts[row] + n]))
     return out
 
@@ -206,7 +207,7 @@ def max_activating_contexts(store: ActivationStore, sae: SAE, stats: LatentStats
         start = int(row) - index
         x = store.read(np.arange(start, start + len(ids)))
         f = encode_rows(sae, x[0] if isinstance(x, tuple) else x)[:, latent]
-        out.append(Context(tokenizer.convert_ids_to_tokens(ids.tolist()), f, index, int(row)))
+        out.append(Context(token_strings(tokenizer, ids), f, index, int(row)))
     return out
 
 
@@ -240,7 +241,7 @@ def promoted_tokens(model, tokenizer, sae: SAE, latent: int, *, k: int = 10
     order = np.argsort(-logits)
 
     def named(index):
-        return [(tokenizer.convert_ids_to_tokens(int(i)), float(logits[i])) for i in index]
+        return list(zip(token_strings(tokenizer, index), logits[index].tolist()))
 
     return {"promoted": named(order[:k]), "suppressed": named(order[::-1][:k])}
 

@@ -96,6 +96,12 @@ def encode(tokenizer, texts: list[str], *, max_length: int, prepend_bos: bool = 
                    torch.from_numpy(special_mask), sum(n >= max_length for n in lengths))
 
 
+def token_strings(tokenizer, ids) -> list[str]:
+    """Each token id as the text it stands for (GPT-2's "ĠParis" as " Paris"; BERT's word pieces
+    as they are), for display."""
+    return [tokenizer.decode([int(i)]) for i in ids]
+
+
 def _text_stream(texts) -> tuple[Iterator[str], str, int | None]:
     """(the texts, a description of their source, their count if known without reading them)."""
     if isinstance(texts, str | os.PathLike):

@@ -57,7 +57,8 @@ def model_name(name_or_path: str | os.PathLike) -> str:
     return name
 
 
-def load_model(name_or_path: str | os.PathLike, *, device=None, dtype=None):
+def load_model(name_or_path: str | os.PathLike, *, device=None, dtype=None,
+               lm_head: bool = False):
     """(model, tokenizer) from a Hub name, a local folder, or a MiniLM alias; the model in eval mode.
 
     Args:
@@ -65,19 +66,27 @@ def load_model(name_or_path: str | os.PathLike, *, device=None, dtype=None):
         "gpt2" (needs a connection the first time), or a folder `save_pretrained` wrote.
       device: where to put the model ("cpu", "cuda", a torch.device); default: where it loads.
       dtype: a torch dtype for the weights; default: the checkpoint's.
+      lm_head: load a causal language model (GPT-2, Llama …) with its LM head
+        (`AutoModelForCausalLM`), for the cross-entropy of a splice and promoted tokens; other
+        architectures, and the default, load the bare model (`AutoModel`): sites are the same.
     """
     from transformers import AutoTokenizer
 
-    return load_weights(name_or_path, device=device, dtype=dtype), \
+    return load_weights(name_or_path, device=device, dtype=dtype, lm_head=lm_head), \
         AutoTokenizer.from_pretrained(resolve_model(name_or_path))
 
 
-def load_weights(name_or_path: str | os.PathLike, *, device=None, dtype=None):
-    """The model alone (`transformers.AutoModel`), in eval mode; arguments as `load_model`'s."""
-    from transformers import AutoModel
+def load_weights(name_or_path: str | os.PathLike, *, device=None, dtype=None,
+                 lm_head: bool = False):
+    """The model alone, in eval mode; arguments as `load_model`'s."""
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
+    from toymodels.lm.sites import architecture_of
+
+    path = resolve_model(name_or_path)
     kwargs = {} if dtype is None else {"dtype": dtype}
-    model = AutoModel.from_pretrained(resolve_model(name_or_path), **kwargs)
+    causal = lm_head and architecture_of(AutoConfig.from_pretrained(path)).causal
+    model = (AutoModelForCausalLM if causal else AutoModel).from_pretrained(path, **kwargs)
     if device is not None:
         model = model.to(device)
     return model.eval()

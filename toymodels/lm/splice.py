@@ -13,7 +13,7 @@ the SAE reads (the same tensor, except for a transcoder, which reads `site` and 
 |---|---|---|
 | `reconstruction(sae)` | x̂ = SAE(x_in) | the splice |
 | `zero_ablation()` | 0 | the baseline of "CE recovered" |
-| `latent_ablation(sae, L)` | x − Σ_{i∈L} f_i(x_in) W_dec,i | remove latents L, keep the SAE's error |
+| `latent_ablation(sae, L)` | x − Σ_{i∈L} f_i(x_in) W_dec,i | remove latents L, keep the error |
 | `steering(direction, α)` | x + α · direction | e.g. direction = W_dec,i |
 
 Ablating a latent keeps the error term: x_new = x̂(f with f_L = 0) + (x − x̂), which is
@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from toymodels.lm.harvesting import encode
+from toymodels.lm.harvesting import encode, token_strings
 from toymodels.lm.hooks import _first
 from toymodels.lm.saes import decode_rows, encode_rows, sae_site
 from toymodels.lm.sites import architecture_of, n_layers, parse_site
@@ -348,7 +348,8 @@ def splice_effects(model, tokenizer, sae: SAE, texts: Sequence[str], *, site: st
         for name in rows:
             rows[name].append(recorded[name][real])
         if kind == "logits":
-            (lc, target), (ls, _), (lz, _) = (_next_token(o, ids, mask) for o in (clean, spliced, zero))
+            (lc, target), (ls, _), (lz, _) = (_next_token(o, ids, mask)
+                                              for o in (clean, spliced, zero))
             for name, lp in (("ce_clean", lc), ("ce_spliced", ls), ("ce_zero", lz)):
                 sums[name] += float(-lp.gather(1, target[:, None]).sum())
             sums["kl"] += float((lc.exp() * (lc - ls)).sum())
@@ -411,7 +412,7 @@ class Effects:
         diff = self.logit_diff()
 
         def named(values, order):
-            return [(tokenizer.convert_ids_to_tokens(int(i)), float(values[i])) for i in order]
+            return list(zip(token_strings(tokenizer, order), values[order].tolist()))
 
         out = []
         for t in range(len(diff)):

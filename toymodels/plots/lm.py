@@ -30,7 +30,8 @@ SET_COLORS = ["#009E73", "#D55E00", "#0072B2", "#CC79A7", "#E69F00", "#56B4E9"]
 
 
 def _label(token: str, width: int = 10) -> str:
-    token = token.replace("\n", "\\n").replace("$", r"\$")
+    """A token as a tick label: control characters escaped ("\\n"), `$` not read as mathtext."""
+    token = "".join(c if c.isprintable() else repr(c)[1:-1] for c in token).replace("$", r"\$")
     return token if len(token) <= width else token[:width - 1] + "…"
 
 
