@@ -1,15 +1,16 @@
-"""Measure what toy models learn: pure functions over arrays of weights.
+"""Measure what toy models and SAEs learn: pure functions over arrays of weights and activations.
 
-Every function maps over leading batch/grid axes and accepts NumPy arrays, JAX arrays and
+Every metric maps over leading batch/grid axes and accepts NumPy arrays, JAX arrays and
 `xarray.DataArray`s; a DataArray in gives a DataArray out with the leading dims and their
-coordinates kept, so a sweep's `ds.W` can be passed straight in. Array in gives a JAX array out,
-and all but the polytope functions work under `jax.jit` and `jax.vmap`.
+coordinates kept, so a sweep's `ds.W` or `ds.W_dec` can be passed straight in. Array in gives a
+JAX array out, and all work under `jax.jit` and `jax.vmap` but the polytope functions and `mcc`
+(SciPy on the host, NumPy arrays out).
 
 - `dimensionality`: D_i (= capacity C_i), D*, feature norms, represented features.
 - `interference`: Ŵ_i·W_j, polysemanticity, net interference.
 - `neurons`: one-hot neuron responses, monosemanticity (Jermyn et al.).
 - `geometry`: named fractions of D_i and the polytopes features form.
-- `recovery`: max cosine and MMCS against known directions (Sharkey et al.).
+- `recovery`: max cosine, MMCS, MCC and the fraction recovered against known directions.
 - `dynamics`: direction drift and formation step over training snapshots.
 """
 
@@ -41,7 +42,7 @@ from toymodels.analysis.neurons import (
     neuron_monosemanticity,
     neuron_responses,
 )
-from toymodels.analysis.recovery import max_cosine, mmcs
+from toymodels.analysis.recovery import fraction_recovered, max_cosine, mcc, mmcs
 
 __all__ = [
     "FRACTION_LINES",
@@ -56,8 +57,10 @@ __all__ = [
     "features_per_neuron",
     "formation_step",
     "fraction_line_counts",
+    "fraction_recovered",
     "interference",
     "max_cosine",
+    "mcc",
     "mmcs",
     "monosemantic_neurons",
     "n_monosemantic",
