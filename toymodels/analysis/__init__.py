@@ -11,6 +11,8 @@ JAX array out, and all work under `jax.jit` and `jax.vmap` but the polytope func
 - `neurons`: one-hot neuron responses, monosemanticity (Jermyn et al.).
 - `geometry`: named fractions of D_i and the polytopes features form.
 - `recovery`: max cosine, MMCS, MCC and the fraction recovered against known directions.
+- `reconstruction`: an SAE's MSE, explained variance (about the mean) and shrinkage.
+- `sparsity`: L0, latent density, dead and dense latents, the density histogram.
 - `dynamics`: direction drift and formation step over training snapshots.
 """
 
@@ -42,27 +44,56 @@ from toymodels.analysis.neurons import (
     neuron_monosemanticity,
     neuron_responses,
 )
+from toymodels.analysis.reconstruction import (
+    explained_variance,
+    fraction_of_variance_unexplained,
+    l2_ratio,
+    mse,
+    relative_reconstruction_bias,
+)
 from toymodels.analysis.recovery import fraction_recovered, max_cosine, mcc, mmcs
+from toymodels.analysis.sparsity import (
+    DENSITY_BINS,
+    dead_fraction,
+    dead_latents,
+    dense_fraction,
+    dense_latents,
+    density_histogram,
+    l0,
+    latent_density,
+)
 
 __all__ = [
+    "DENSITY_BINS",
     "FRACTION_LINES",
     "POLYTOPES",
     "POLYTOPE_KINDS",
     "Polytopes",
     "capacity",
+    "dead_fraction",
+    "dead_latents",
+    "dense_fraction",
+    "dense_latents",
+    "density_histogram",
     "dimensions_per_feature",
     "direction_drift",
+    "explained_variance",
     "feature_dimensionality",
     "feature_norms",
     "features_per_neuron",
     "formation_step",
     "fraction_line_counts",
+    "fraction_of_variance_unexplained",
     "fraction_recovered",
     "interference",
+    "l0",
+    "l2_ratio",
+    "latent_density",
     "max_cosine",
     "mcc",
     "mmcs",
     "monosemantic_neurons",
+    "mse",
     "n_monosemantic",
     "n_represented",
     "nearest_fraction",
@@ -73,5 +104,6 @@ __all__ = [
     "polytope_counts",
     "polytope_groups",
     "polytope_vertices",
+    "relative_reconstruction_bias",
     "represented_features",
 ]
