@@ -3,8 +3,10 @@
 Every metric maps over leading batch/grid axes and accepts NumPy arrays, JAX arrays and
 `xarray.DataArray`s; a DataArray in gives a DataArray out with the leading dims and their
 coordinates kept, so a sweep's `ds.W` or `ds.W_dec` can be passed straight in. Array in gives a
-JAX array out, and all work under `jax.jit` and `jax.vmap` but the polytope functions and `mcc`
-(SciPy on the host, NumPy arrays out).
+JAX array out, and all work under `jax.jit` and `jax.vmap` but the polytope functions and those
+that run NumPy and SciPy on the host: `mcc` and `matched_similarity` (NumPy arrays out),
+`pairwise_similarity` (all pairs among many SAEs, a DataArray), `feature_splits` (one pair of
+SAEs, a pandas table) and `random_baseline` (a float).
 
 - `dimensionality`: D_i (= capacity C_i), D*, feature norms, represented features.
 - `interference`: Ŵ_i·W_j, polysemanticity, net interference.
@@ -13,6 +15,9 @@ JAX array out, and all work under `jax.jit` and `jax.vmap` but the polytope func
 - `recovery`: max cosine, MMCS, MCC and the fraction recovered against known directions.
 - `reconstruction`: an SAE's MSE, explained variance (about the mean) and shrinkage.
 - `sparsity`: L0, latent density, dead and dense latents, the density histogram.
+- `universality`: decoder and activation similarity between SAEs, all pairs at once, and their
+  random baseline.
+- `splitting`: which latents of a wider SAE split a latent of a narrower one.
 - `dynamics`: direction drift and formation step over training snapshots.
 """
 
@@ -62,6 +67,15 @@ from toymodels.analysis.sparsity import (
     l0,
     latent_density,
 )
+from toymodels.analysis.splitting import feature_splits
+from toymodels.analysis.universality import (
+    matched_similarity,
+    max_activation_correlation,
+    mean_max_activation_correlation,
+    mean_max_cosine,
+    pairwise_similarity,
+    random_baseline,
+)
 
 __all__ = [
     "DENSITY_BINS",
@@ -80,6 +94,7 @@ __all__ = [
     "explained_variance",
     "feature_dimensionality",
     "feature_norms",
+    "feature_splits",
     "features_per_neuron",
     "formation_step",
     "fraction_line_counts",
@@ -89,8 +104,12 @@ __all__ = [
     "l0",
     "l2_ratio",
     "latent_density",
+    "matched_similarity",
+    "max_activation_correlation",
     "max_cosine",
     "mcc",
+    "mean_max_activation_correlation",
+    "mean_max_cosine",
     "mmcs",
     "monosemantic_neurons",
     "mse",
@@ -100,10 +119,12 @@ __all__ = [
     "net_interference",
     "neuron_monosemanticity",
     "neuron_responses",
+    "pairwise_similarity",
     "polysemanticity",
     "polytope_counts",
     "polytope_groups",
     "polytope_vertices",
+    "random_baseline",
     "relative_reconstruction_bias",
     "represented_features",
 ]
