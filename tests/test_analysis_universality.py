@@ -66,7 +66,8 @@ def brute_force_matching(a, b, absolute=False):
     if C.shape[0] > C.shape[1]:
         C = C.T
     m = C.shape[0]
-    return max(C[np.arange(m), list(p)].mean() for p in itertools.permutations(range(C.shape[1]), m))
+    pairings = itertools.permutations(range(C.shape[1]), m)
+    return max(C[np.arange(m), list(p)].mean() for p in pairings)
 
 
 @EXAMPLES
@@ -244,7 +245,8 @@ def test_sampled_baselines_for_matched_similarities():
     matched = A.random_baseline(6, 12, 5, similarity=A.matched_similarity, seed=3, **kwargs)
     assert matched == A.random_baseline(6, 12, 5, similarity=A.matched_similarity, seed=3, **kwargs)
     rng = np.random.default_rng(99)
-    scores = np.asarray(A.matched_similarity(rng.normal(size=(200, 6, 5)), rng.normal(size=(200, 12, 5))))
+    a, b = rng.normal(size=(200, 6, 5)), rng.normal(size=(200, 12, 5))
+    scores = np.asarray(A.matched_similarity(a, b))
     assert abs(scores.mean() - matched) < 5 * scores.std() / np.sqrt(200)
     # Matching one to one cannot beat each of the 6 taking its best of 12 (mmcs(b, a)).
     assert matched < A.random_baseline(12, 6, 5, similarity=A.mmcs) + 0.02
@@ -275,7 +277,7 @@ def seeds_by_ratio(rng, ratios=(1, 2, 4), d=6, n_true=4):
 
 
 REFERENCES = {  # independent NumPy versions, so the all-pairs check costs no compilations
-    A.mean_max_cosine: lambda a, b: 0.5 * (cosines(a, b).max(1).mean() + cosines(a, b).max(0).mean()),
+    A.mean_max_cosine: lambda a, b: (cosines(a, b).max(1).mean() + cosines(a, b).max(0).mean()) / 2,
     A.mmcs: lambda learned, truth: cosines(truth, learned).max(1).mean(),
     A.matched_similarity: brute_force_matching,
 }
@@ -402,7 +404,9 @@ def test_feature_splits_finds_the_children():
     assert list(by_direction.columns) == ["narrow_latent", "wide_latent", "cosine", "n_split"]
     assert set(by_direction.query("narrow_latent == 0").wide_latent) == {0, 1, 2, 6}
     table = A.feature_splits(narrow, wide, acts_narrow, acts_wide, cos_threshold=0.8)
-    assert list(table.columns) == ["narrow_latent", "wide_latent", "cosine", "coactivation", "n_split"]
+    assert list(table.columns) == [
+        "narrow_latent", "wide_latent", "cosine", "coactivation", "n_split"
+    ]
     children = table.groupby("narrow_latent").wide_latent.apply(set).to_dict()
     assert children == {0: {0, 1, 2}, 1: {3}, 2: {4}, 3: {5}}
     assert table.query("narrow_latent == 0").n_split.tolist() == [3, 3, 3]

@@ -21,7 +21,7 @@ BLOCK_ELEMENTS = 2**24
 
 
 def _pair_max_cosines(a, b):
-    """(n_a, d), (n_b, d) -> ((n_a,), (n_b,)): max_k C_ik and max_i C_ik, one block of rows at a time."""
+    """(n_a, d), (n_b, d) -> ((n_a,), (n_b,)): max_k C_ik and max_i C_ik, by blocks of rows."""
     n_a, n_b = a.shape[0], b.shape[0]
     ua, ub = unit(a), unit(b)
     rows = max(1, min(n_a, BLOCK_ELEMENTS // max(n_b, 1)))

@@ -1,4 +1,4 @@
-"""How well a learned dictionary recovers known directions: max cosine, MMCS, MCC, recovered fraction.
+"""How well a learned dictionary recovers known directions: max cosine, MMCS, MCC, share found.
 
 Sharkey, Braun & Millidge (2022) score an SAE trained on data with known ground-truth features by
 the mean max cosine similarity (MMCS); the same score compares two learned dictionaries
@@ -94,7 +94,7 @@ def _fraction_recovered(learned, truth, threshold):
 
 @labeled(("n_learned", "d"), ("n_true", "d"), out=())
 def fraction_recovered(learned, truth, threshold: float = 0.9):
-    r"""(1/n_true) #{i : max_k cos(learned_k, truth_i) > threshold}: the share of true directions found.
+    r"""(1/n_true) #{i : max_k cos(learned_k, truth_i) > threshold}, the share of truth found.
 
     Signed cosine, as `mmcs`. Unchanged by positive rescaling, by the order of either set and by a
     rotation applied to both.

@@ -188,7 +188,9 @@ def density_histogram(density, bins=DENSITY_BINS):
     if edges.ndim != 1 or len(edges) < 2:
         raise ValueError(f"density_histogram: bins must be ≥ 2 edges in a 1-D array, got {edges}")
     if not (np.all(np.isfinite(edges)) and np.all(np.diff(edges) > 0)):
-        raise ValueError(f"density_histogram: bins must be finite and strictly increasing, got {edges}")
+        raise ValueError(
+            f"density_histogram: bins must be finite and strictly increasing, got {edges}"
+        )
     counts = _density_histogram(density, edges.astype(np.float32))
     if isinstance(counts, xr.DataArray):
         centres = np.concatenate([[-np.inf], (edges[:-1] + edges[1:]) / 2])

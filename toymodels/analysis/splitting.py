@@ -34,7 +34,7 @@ def _matrix(name: str, value, columns: int | None = None) -> np.ndarray:
 
 
 def _coactivation(fires_narrow, fires_wide, narrow, wide):
-    """#{b : narrow and wide fire} / #{b : wide fires} for each listed pair; 0 if wide never fires."""
+    """#{b : both fire} / #{b : the wide latent fires} for each listed pair; 0 if it never fires."""
     out = np.zeros(len(narrow), np.float64)
     wide_count = fires_wide.sum(axis=0)
     per_chunk = max(1, BLOCK_ELEMENTS // max(fires_narrow.shape[0], 1))

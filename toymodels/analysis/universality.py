@@ -47,7 +47,7 @@ def mean_max_cosine(a, b):
 
     = ½ (mmcs(b, a) + mmcs(a, b)), with `mmcs(learned, truth)` the mean over truth of the best
     learned match; the two directional scores are those `mmcs` calls. Computed from one pass
-    over the cosine matrix, in blocks (never more than 2²⁴ cosines at once), so SAEs of tens of
+    over the cosine matrix, in blocks (about 2²⁴ cosines at a time at most), so SAEs of tens of
     thousands of latents compare in bounded memory.
 
     Symmetric; 1 when every direction of each set appears (at a positive scale) in the other,
@@ -68,7 +68,7 @@ def mean_max_cosine(a, b):
 
 @labeled(("n_a", "d"), ("n_b", "d"), out=())
 def matched_similarity(a, b, absolute: bool = False):
-    r"""(1/m) max_π Σ_i cos(a_i, b_π(i)): mean cosine of the best one-to-one match, m = min(n_a, n_b).
+    r"""(1/m) max_π Σ_i cos(a_i, b_π(i)), m = min(n_a, n_b): the best one-to-one mean cosine.
 
     π ranges over injective pairings of the smaller set's rows with distinct rows of the larger
     one (Hungarian algorithm, as `mcc`, which is this with `absolute=True`). Unlike
@@ -92,7 +92,7 @@ def matched_similarity(a, b, absolute: bool = False):
 
 
 def _columns(acts):
-    """(..., batch, d) -> (..., d, batch): each latent's activations about their mean, or 0 if constant."""
+    """(..., batch, d) -> (..., d, batch): latents' activations about their means, 0 if constant."""
     acts = jnp.asarray(acts)
     if acts.ndim < 2:
         raise ValueError(f"activations need shape (..., batch, d_sae), got {acts.shape}")
@@ -138,7 +138,7 @@ def max_activation_correlation(acts_a, acts_b):
 @labeled(("batch", "latent_a"), ("batch", "latent_b"), out=())
 @jax.jit
 def mean_max_activation_correlation(acts_a, acts_b):
-    r"""(1/d_a) Σ_i max_k corr(f^A_i, f^B_k): `max_activation_correlation` averaged over A's latents.
+    r"""(1/d_a) Σ_i max_k corr(f^A_i, f^B_k): `max_activation_correlation` averaged over A.
 
     Dead latents of A count as 0 in the mean (mask them with `dead_latents` and average
     `max_activation_correlation` yourself to leave them out). Not symmetric.
@@ -287,7 +287,9 @@ def _groups(decoders) -> dict:
     widths = {label: g.shape[-1] for label, g in groups.items()}
     if len(set(widths.values())) > 1:
         raise ValueError(f"pairwise_similarity: decoders must share d_in, got widths {widths}")
-    grids = {label: g.isel({g.dims[-2]: 0, g.dims[-1]: 0}, drop=True) for label, g in groups.items()}
+    grids = {
+        label: g.isel({g.dims[-2]: 0, g.dims[-1]: 0}, drop=True) for label, g in groups.items()
+    }
     first_label, first = next(iter(grids.items()))
     for label, g in grids.items():
         if g.dims != first.dims:
@@ -317,9 +319,9 @@ def pairwise_similarity(
     DataArray (*grid, latent, d_in) with one model per grid point, e.g. a sweep's `ds.W_dec`
     over seeds. Different widths are never padded: each group keeps its own d_sae, and groups
     are compared group by group, each pair of groups in one batched call over all their grid
-    points (jitted, and in bounded memory, for `mean_max_cosine`). All groups must share d_in and their
-    grid (the same dims, sizes and coordinates). A single DataArray (or one group) gives the
-    pairs among its own grid points. A sequence is labeled 0, 1, ….
+    points (jitted, and in bounded memory, for `mean_max_cosine`). All groups must share d_in
+    and their grid (the same dims, sizes and coordinates). A single DataArray (or one group)
+    gives the pairs among its own grid points. A sequence is labeled 0, 1, ….
 
     The result has dims (f"{dim}_a", *grid_a, f"{dim}_b", *grid_b): each grid dim twice, with
     suffixes _a and _b and its coordinates, the group label dims first (left out for a single
