@@ -32,12 +32,14 @@ def pairs(shapes=SHAPES):
 
 
 def latents(shapes=((1, 1), (6, 5), (16, 8))):
-    """(batch, d_sae) activations ≥ 0, most of them exactly 0."""
-    # No subnormals: XLA on CPU flushes them to zero.
-    element = st.one_of(
-        st.just(0.0), st.just(0.0), st.floats(0, 10, width=32, allow_subnormal=False)
+    """(batch, d_sae) activations ≥ 0, most of them exactly 0; the others ≥ 1e-3, so that a
+    rescaling cannot make them subnormal (XLA on CPU flushes subnormals to zero)."""
+    element = st.one_of(st.just(0.0), st.just(0.0), st.floats(0, 10, width=32))
+    return st.sampled_from(shapes).flatmap(
+        lambda s: hnp.arrays(np.float32, s, elements=element).map(
+            lambda f: np.where(f < 1e-3, 0, f).astype(np.float32)
+        )
     )
-    return st.sampled_from(shapes).flatmap(lambda s: hnp.arrays(np.float32, s, elements=element))
 
 
 def orthogonal(seed, n):
