@@ -8,6 +8,7 @@ and all but the polytope functions work under `jax.jit` and `jax.vmap`.
 - `dimensionality`: D_i (= capacity C_i), D*, feature norms, represented features.
 - `interference`: Ŵ_i·W_j, polysemanticity, net interference.
 - `neurons`: one-hot neuron responses, monosemanticity (Jermyn et al.).
+- `embedded`: one-hot responses through a fixed input embedding (Jermyn et al.'s models).
 - `geometry`: named fractions of D_i and the polytopes features form.
 - `recovery`: max cosine and MMCS against known directions (Sharkey et al.).
 - `dynamics`: direction drift and formation step over training snapshots.
@@ -22,6 +23,7 @@ from toymodels.analysis.dimensionality import (
     represented_features,
 )
 from toymodels.analysis.dynamics import direction_drift, formation_step
+from toymodels.analysis.embedded import embedded_neuron_responses
 from toymodels.analysis.geometry import (
     FRACTION_LINES,
     POLYTOPE_KINDS,
@@ -51,6 +53,7 @@ __all__ = [
     "capacity",
     "dimensions_per_feature",
     "direction_drift",
+    "embedded_neuron_responses",
     "feature_dimensionality",
     "feature_norms",
     "features_per_neuron",
