@@ -22,6 +22,10 @@ shows every seed, and their mean).
   snapshot_step dim), optionally over feature_probability.
 - `neuron_polysemanticity.png` (`neuron_polysemanticity`): every hidden_relu and abs sweep over
   feature_probability, drawn together.
+- `monosemanticity.png` (`monosemanticity_sweep`): a jermyn sweep over lr, init_bias, d_hidden,
+  feature_probability, l1_coefficient, frequency_exponent or bias_decay (bias_decay may be a
+  second dim, one line per value).
+- `monosemanticity_vs_loss.png` (`monosemanticity_vs_loss`): every jermyn sweep, drawn together.
 
 Grid dims other than the ones a figure plots and `seed` must have a single value. When several
 datasets qualify for one figure, each gets its own file, suffixed with its name
@@ -38,11 +42,21 @@ from pathlib import Path
 import xarray as xr
 from matplotlib.figure import Figure
 
-from toymodels.plots import dynamics, geometry, intro, neurons, phase_change, represented, style
+from toymodels.plots import (
+    dynamics,
+    geometry,
+    intro,
+    monosemanticity,
+    neurons,
+    phase_change,
+    represented,
+    style,
+)
 from toymodels.plots._data import model_config
 from toymodels.plots.dynamics import training_dynamics
 from toymodels.plots.geometry import feature_geometry
 from toymodels.plots.intro import tms_intro
+from toymodels.plots.monosemanticity import monosemanticity_sweep, monosemanticity_vs_loss
 from toymodels.plots.neurons import neuron_polysemanticity
 from toymodels.plots.phase_change import phase_diagram
 from toymodels.plots.represented import represented_vs_sparsity
@@ -50,6 +64,8 @@ from toymodels.plots.represented import represented_vs_sparsity
 __all__ = [
     "feature_geometry",
     "figure_plan",
+    "monosemanticity_sweep",
+    "monosemanticity_vs_loss",
     "neuron_polysemanticity",
     "phase_diagram",
     "represented_vs_sparsity",
@@ -136,6 +152,12 @@ def figure_plan(datasets: Mapping[str, xr.Dataset]) -> Plan:
     names = _qualifying(datasets, "neuron_polysemanticity", neurons.problems)
     if names:
         plan.append(("neuron_polysemanticity.png", neuron_polysemanticity,
+                     ({k: datasets[k] for k in names},)))
+
+    each("monosemanticity", monosemanticity.problems, monosemanticity_sweep)
+    names = _qualifying(datasets, "monosemanticity_vs_loss", monosemanticity.loss_problems)
+    if names:
+        plan.append(("monosemanticity_vs_loss.png", monosemanticity_vs_loss,
                      ({k: datasets[k] for k in names},)))
     return plan
 
