@@ -286,3 +286,17 @@ def test_table1_configs_parse_and_are_not_run_by_default():
         assert exp.model.feature_probability == 1 / 64 or "feature_probability" in exp.grid
     # `toymodels reproduce` runs experiments/*.toml, not the gpu/ folder.
     assert not any(p.name.startswith("jermyn_table1") for p in folder.glob("*.toml"))
+
+
+def test_toy_activations_read_power_law_frequencies_and_refuse_jermyn_kinds():
+    model = tm.ToyModelConfig(n_features=6, d_hidden=2, frequency_exponent=1.1)
+    train = tm.TrainConfig(steps=10, batch_size=32, log_every=10)
+    ds = tm.sweep(model, {"feature_probability": [0.1, 0.3]}, train, progress=False)
+    acts = tm.ToyActivations(ds)
+    for i, eps in enumerate([0.1, 0.3]):
+        expected = dataclasses.replace(model, feature_probability=eps).probabilities()
+        np.testing.assert_allclose(acts.point_values(i)["feature_probability"], expected, rtol=1e-6)
+    jermyn = ds.assign_attrs(model=ds.attrs["model"].replace('"relu_output"', '"jermyn_autoencoder"')
+                             .replace('"d_embed": null', '"d_embed": 2'))
+    with pytest.raises(ValueError, match="jermyn"):
+        tm.ToyActivations(jermyn)

@@ -127,6 +127,25 @@ def _response_matrix(ax, ds: xr.Dataset, title: str):
     return image
 
 
+def _extremes(ds: xr.Dataset) -> list[tuple[xr.Dataset, list[str]]]:
+    """The grid points (lowest-loss seed each) with the fewest and the most monosemantic neurons,
+    among models with a live neuron, each with the grid dims that name it; padding dropped."""
+    best = _data.lowest_loss(ds)
+    dims = [d for d in _data.grid_dims(best)]
+    count = monosemantic_count(best).where(responses(best).max(("feature", "hidden")) > 0)
+    flat = count.values.ravel()
+    if np.all(np.isnan(flat)):
+        flat = np.zeros_like(flat)
+    out = []
+    for i in (int(np.nanargmin(flat)), int(np.nanargmax(flat))):
+        index = dict(zip(dims, np.unravel_index(i, count.shape))) if dims else {}
+        point = best.isel(index)
+        if "hidden_mask" in point:
+            point = point.isel(hidden=np.flatnonzero(point["hidden_mask"].values))
+        out.append((point, dims))
+    return out
+
+
 def _fmt(dim: str, value: float) -> str:
     return f"{int(value)}" if dim == "d_hidden" else f"{value:.3g}"
 
@@ -156,38 +175,36 @@ def monosemanticity_sweep(ds: xr.Dataset) -> Figure:
         mono_ax.legend(frameon=False)
     else:
         _plot_series((mono_ax, loss_ax), ds, x, SERIES_COLORS[0], None)
+    xs = np.unique(_values(x, ds))
     for ax in (mono_ax, loss_ax):
         ax.set_xlabel(LABELS[x])
         if x in LOG_DIMS:
             ax.set_xscale("log")
+            ax.minorticks_off()
+        ax.set_xticks(xs, [_fmt(x, v) for v in xs], rotation=45 if len(xs) > 6 else 0)
     if x == "d_hidden":
         mono_ax.axvline(model["n_features"], color="0.5", ls=":", lw=1)
     mono_ax.axhline(1.0, color="0.5", ls=":", lw=1)
     mono_ax.set_ylim(-0.03, None)
     mono_ax.set_ylabel("monosemantic neurons / features")
     mono_ax.set_title(f"Monosemantic neurons (max/sum > {THRESHOLD})")
+    loss_ax.set_yscale("log")
     loss_ax.set_ylabel("loss  Σ (out − target)² / batch")
     loss_ax.set_title("Final loss (last logging interval)")
+    k = "swept" if x == "d_hidden" else model["d_hidden"]
     top.suptitle(f"{model['kind']}: n = {model['n_features']} features, m = {model['d_embed']}, "
-                 f"k = {model['d_hidden']}, {model['activation']}  "
+                 f"k = {k}, {model['activation']}  "
                  f"(dots: seeds; lines: mean)", fontsize=10)
 
-    best = _data.lowest_loss(ds.isel({series: 0}) if series is not None else ds)
-    order = np.argsort(_values(x, best))
-    ends = [order[0], order[-1]]
     axes = np.atleast_1d(bottom.subplots(1, 2))
     image = None
-    for ax, i in zip(axes, ends):
-        point = best.isel({x: int(i)})
-        if "hidden_mask" in point:
-            point = point.isel(hidden=np.flatnonzero(point["hidden_mask"].values))
-        label = f"{LABELS[x]} = {_fmt(x, float(point[x]))}"
-        if series is not None:
-            label += f", bias decay {float(ds[series][0]):g}"
-        image = _response_matrix(ax, point, label)
+    for ax, (point, where) in zip(axes, _extremes(ds)):
+        label = ", ".join(f"{LABELS[d].split(' (')[0]} {_fmt(d, float(point[d]))}" for d in where)
+        count = int(monosemantic_count(point))
+        image = _response_matrix(ax, point, f"{label}: {count} monosemantic")
     bottom.colorbar(image, ax=axes.tolist(), shrink=0.9, label="response to the feature alone")
-    bottom.suptitle("Single-feature responses, lowest-loss seed, at the two ends of the sweep",
-                    fontsize=9.5)
+    bottom.suptitle("Single-feature responses: the fewest and the most monosemantic neurons "
+                    "(lowest-loss seed per point)", fontsize=9.5)
     return fig
 
 
