@@ -11,6 +11,7 @@ SAEs, a pandas table) and `random_baseline` (a float).
 - `dimensionality`: D_i (= capacity C_i), D*, feature norms, represented features.
 - `interference`: Ŵ_i·W_j, polysemanticity, net interference.
 - `neurons`: one-hot neuron responses, monosemanticity (Jermyn et al.).
+- `embedded`: one-hot responses through a fixed input embedding (Jermyn et al.'s models).
 - `geometry`: named fractions of D_i and the polytopes features form.
 - `recovery`: max cosine, MMCS, MCC and the fraction recovered against known directions.
 - `reconstruction`: an SAE's MSE, explained variance (about the mean) and shrinkage.
@@ -30,6 +31,7 @@ from toymodels.analysis.dimensionality import (
     represented_features,
 )
 from toymodels.analysis.dynamics import direction_drift, formation_step
+from toymodels.analysis.embedded import embedded_neuron_responses
 from toymodels.analysis.geometry import (
     FRACTION_LINES,
     POLYTOPE_KINDS,
@@ -91,6 +93,7 @@ __all__ = [
     "density_histogram",
     "dimensions_per_feature",
     "direction_drift",
+    "embedded_neuron_responses",
     "explained_variance",
     "feature_dimensionality",
     "feature_norms",
