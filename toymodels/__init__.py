@@ -13,6 +13,7 @@ use_host_devices()
 
 from toymodels import analysis, phase  # noqa: E402
 from toymodels.config import ToyModelConfig, TrainConfig  # noqa: E402
+from toymodels.io import dictionary_learning, saelens, sparsify  # noqa: E402
 from toymodels.sae import SAE, SAEConfig  # noqa: E402
 from toymodels.sources import GroundTruth, ToyActivations  # noqa: E402
 from toymodels.store import load_results  # noqa: E402
@@ -29,9 +30,12 @@ __all__ = [
     "ToyModelConfig",
     "TrainConfig",
     "analysis",
+    "dictionary_learning",
     "load_results",
     "make_trainer",
     "phase",
+    "saelens",
+    "sparsify",
     "split_widths",
     "sweep",
 ]

@@ -20,10 +20,14 @@ import xarray as xr
 
 log = logging.getLogger("toymodels")
 
-#: The demo: the TMS intro and basic-results sweeps, the pentagon forming, and a coarse n=2, m=1
-#: phase diagram; about 3 minutes on 2 CPU cores.
-DEMO = ("tms_intro", "tms_basic_relu_output", "tms_basic_linear", "tms_dynamics", "tms_phase_2_1")
-DEMO_OVERRIDES = {"tms_phase_2_1": {"grid": {"seed": [0, 1]}, "steps": 5_000}}
+#: The demo: the TMS intro and basic-results sweeps, the pentagon forming, a coarse n=2, m=1
+#: phase diagram, and SAEs taking the pentagon's features back out; a few minutes on 2 CPU cores.
+DEMO = ("tms_intro", "tms_basic_relu_output", "tms_basic_linear", "tms_dynamics", "tms_phase_2_1",
+        "sae_pentagon")
+DEMO_OVERRIDES = {
+    "tms_phase_2_1": {"grid": {"seed": [0, 1]}, "steps": 5_000},
+    "sae_pentagon": {"grid": {"l1_coefficient": [0.1, 0.3, 1.0], "seed": [0]}, "steps": 5_000},
+}
 
 
 def _experiments_dir(path: str | None) -> Path:

@@ -18,9 +18,20 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-ModelKind = Literal["relu_output", "linear", "hidden_relu", "abs"]
-Optimizer = Literal["adamw", "adam", "sgd"]
-Schedule = Literal["constant", "warmup_cosine", "warmup_decay"]
+ModelKind = Literal[
+    "relu_output", "linear", "hidden_relu", "abs",
+    "jermyn_autoencoder", "jermyn_random_projection", "jermyn_abs",
+]
+Activation = Literal["relu", "gelu", "solu"]
+Optimizer = Literal["adamw", "adam", "sgd", "lamb"]
+Schedule = Literal["constant", "warmup_cosine", "warmup_decay", "cosine_annealing"]
+
+#: Jermyn, Schiefer & Hubinger's (2022) model family: features read through a fixed random
+#: embedding, Linear(m → k, bias) → activation → Linear(k → out, no bias). The suffix is the task.
+JERMYN_KINDS = ("jermyn_autoencoder", "jermyn_random_projection", "jermyn_abs")
+
+#: each optimizer's default ε (torch.optim.Adam/AdamW: 1e-8; torch_optimizer.Lamb: 1e-6).
+OPTIMIZER_EPS = {"adamw": 1e-8, "adam": 1e-8, "lamb": 1e-6}
 
 # Seeds become uint32 PRNG keys inside the compiled program.
 MAX_SEED = 2**31 - 1
@@ -82,9 +93,21 @@ class ToyModelConfig:
     """A toy model of superposition and the synthetic data it is trained on.
 
     Every feature i is independently non-zero with probability `feature_probability` (1 − sparsity
-    S); when non-zero its magnitude is uniform on [0, 1) (on [−1, 1) for `kind="abs"`). Its
+    S), or with power-law frequencies p_i of mean `feature_probability` when `frequency_exponent`
+    is set; when non-zero its magnitude is uniform on [0, 1) (on [−1, 1) for `kind="abs"`). Its
     squared error is weighted by importance I_i = importance_decay**i, unless `importance` gives
     the vector explicitly.
+
+    The `jermyn_*` kinds are Jermyn, Schiefer & Hubinger's (2022) family, as their code
+    (`model3.py`) has it: the features v are read through a fixed random embedding U (n_features ×
+    d_embed, unit-norm rows, drawn from `embedding_seed`): x = v U; the model is
+    out = σ(x W_in + b_in) W_out (Linear(m → k) with bias, σ = `activation`, Linear(k → out)
+    without bias), k = `d_hidden` neurons; its loss is Σ (out − target)² / batch +
+    l1_coefficient · Σ |σ(x W_in + b_in)| / batch — summed over outputs, where TMS averages. The
+    task is the kind's suffix: `autoencoder` (target v), `random_projection` (target v U_out, a
+    second embedding; out has d_embed entries), `abs` (v = v₁ − v₂ with v₁, v₂ drawn independently
+    at half the probability, target |v|). Their training (LAMB, no weight decay) is the recipe;
+    their cycling schedule is `TrainConfig(schedule="cosine_annealing")`.
     """
 
     n_features: int = static(5, "number of input features n (≥ 1)")
@@ -92,7 +115,8 @@ class ToyModelConfig:
     kind: ModelKind = static(
         "relu_output",
         "relu_output: ReLU(x W Wᵀ + b); linear: x W Wᵀ + b; hidden_relu: ReLU(ReLU(x W) Wᵀ + b); "
-        "abs: ReLU(ReLU(x W_in) W_out + b) trained to output |x|",
+        "abs: ReLU(ReLU(x W_in) W_out + b) trained to output |x|; jermyn_autoencoder, "
+        "jermyn_random_projection, jermyn_abs: σ(v U W_in + b_in) W_out, Jermyn et al.'s tasks",
     )
     n_correlated_pairs: int = static(
         0, "features (0,1), (2,3) … of the first pairs fire together or not at all"
@@ -111,20 +135,65 @@ class ToyModelConfig:
         None, "if set, the importance of the last feature (the 'extra' feature of phase diagrams)"
     )
     init_std: float | None = swept(
-        None, "std of the normal init of the weights; None: per-model Xavier-normal"
+        None, "std of the normal init of the weights; None: per-model Xavier-normal (must be None "
+        "for the jermyn kinds, which initialise as torch's nn.Linear)"
+    )
+    frequency_exponent: float | None = swept(
+        None, "power-law feature frequencies p_i = min(1, ε n i^−a / Σ_j j^−a), i = 1 … n, of mean "
+        "ε = feature_probability (Jermyn et al.'s a = 1.1), a finite a ≥ 0; None: every p_i = ε"
+    )
+    d_embed: int | None = static(
+        None, "jermyn kinds: width m of the fixed random embedding, in [1, n_features]; "
+        "None for the other kinds"
+    )
+    activation: Activation = static(
+        "relu", "jermyn kinds: the hidden nonlinearity: relu, gelu (exact erf, torch's nn.GELU) or "
+        "solu (x·exp(x), as their code); must be relu for the other kinds"
+    )
+    embedding_seed: int = static(
+        0, f"jermyn kinds: seed of the fixed random embedding(s), in [0, {MAX_SEED}]; the same "
+        "embedding for every grid point"
+    )
+    l1_coefficient: float = swept(
+        0.0, "jermyn kinds: weight λ of the L1 penalty λ Σ_k |h_k| / batch on the hidden "
+        "activations (their reg), ≥ 0"
+    )
+    init_bias: float = swept(
+        0.0, "jermyn kinds: added to every hidden bias at initialisation (their init_bias)"
+    )
+    bias_decay: float = swept(
+        0.0, "jermyn kinds: b_in ← b_in (1 − bias_decay · lr) after each step of the first half of "
+        "training (their decay; lr the peak rate), ≥ 0"
     )
 
-    #: how a toy model trains where TrainConfig leaves it to the recipe: the TMS notebook's
+    #: how a TMS toy model trains where TrainConfig leaves it to the recipe: the TMS notebook's
     #: torch.optim.AdamW(lr=1e-3), weight decay 0.01 on every parameter, no gradient clipping.
-    train_recipe: ClassVar[dict[str, Any]] = {
+    tms_recipe: ClassVar[dict[str, Any]] = {
         "optimizer": "adamw", "weight_decay": 0.01, "max_grad_norm": math.inf,
+    }
+    #: the jermyn kinds' recipe: their torch_optimizer.Lamb(lr), no weight decay, no clipping.
+    jermyn_recipe: ClassVar[dict[str, Any]] = {
+        "optimizer": "lamb", "weight_decay": 0.0, "max_grad_norm": math.inf,
     }
     #: the key of this config in a sweep's stored description (results attrs, sweep.json).
     describe_as: ClassVar[str] = "model"
     #: swept fields whose grid values may be vectors, and the dim their entries run along.
     vector_fields: ClassVar[dict[str, str]] = {"importance": "feature", "feature_probability": "feature"}
-    #: static fields a grid may still sweep: one compiled sweep per value (none for toy models).
-    static_grid_fields: ClassVar[tuple[str, ...]] = ()
+    @property
+    def train_recipe(self) -> dict[str, Any]:
+        """How this kind trains where TrainConfig leaves it to the recipe (`TrainConfig.resolved`)."""
+        return self.jermyn_recipe if self.is_jermyn else self.tms_recipe
+
+    @property
+    def static_grid_fields(self) -> tuple[str, ...]:
+        """Static fields a grid may still sweep, one compiled sweep per value: the jermyn kinds'
+        width k (`d_hidden`); none for the TMS kinds."""
+        return ("d_hidden",) if self.is_jermyn else ()
+
+    @property
+    def is_jermyn(self) -> bool:
+        """One of Jermyn et al.'s kinds (an embedded input, a biased hidden layer)."""
+        return self.kind in JERMYN_KINDS
 
     def __post_init__(self):
         _check_int("n_features", self.n_features, 1)
@@ -147,6 +216,12 @@ class ToyModelConfig:
             for v in p:
                 _check_float("feature_probability", v, 0.0, 1.0, low_open=True)
             object.__setattr__(self, "feature_probability", p)
+        if self.frequency_exponent is not None:
+            _check_float("frequency_exponent", self.frequency_exponent, 0.0, math.inf,
+                         high_open=True)
+            if np.ndim(self.feature_probability) != 0:
+                _fail("feature_probability", "a single number (the mean ε of the power law) when "
+                      "frequency_exponent is set", self.feature_probability)
         anti = slice(2 * self.n_correlated_pairs, paired)
         if np.max(self.probabilities()[anti], initial=0.0) > 0.5:
             _fail(
@@ -165,6 +240,33 @@ class ToyModelConfig:
             _check_float("extra_importance", self.extra_importance, 0.0, math.inf, high_open=True)
         if self.init_std is not None:
             _check_float("init_std", self.init_std, 0.0, math.inf, high_open=True)
+        self._check_jermyn_fields()
+
+    def _check_jermyn_fields(self) -> None:
+        """The fields that only the jermyn kinds (or only the TMS kinds) take."""
+        _check_literal("activation", self.activation, Activation.__args__)
+        _check_int("embedding_seed", self.embedding_seed, 0, MAX_SEED)
+        _check_float("l1_coefficient", self.l1_coefficient, 0.0, math.inf, high_open=True)
+        _check_float("init_bias", self.init_bias, -math.inf, math.inf)
+        _check_float("bias_decay", self.bias_decay, 0.0, math.inf, high_open=True)
+        if self.is_jermyn:
+            if self.d_embed is None:
+                _fail("d_embed", f"set for kind={self.kind!r}: an integer in [1, n_features="
+                      f"{self.n_features}]", None)
+            _check_int("d_embed", self.d_embed, 1, self.n_features)
+            tms_only = {"importance_decay": 1.0, "importance": None, "extra_importance": None,
+                        "init_std": None}
+            for name, default in tms_only.items():
+                if getattr(self, name) != default:
+                    _fail(name, f"{default!r} for kind={self.kind!r} (the jermyn loss has no "
+                          "importance; their init is torch's nn.Linear)", getattr(self, name))
+        else:
+            jermyn_only = {"d_embed": None, "activation": "relu", "embedding_seed": 0,
+                           "l1_coefficient": 0.0, "init_bias": 0.0, "bias_decay": 0.0}
+            for name, default in jermyn_only.items():
+                if getattr(self, name) != default:
+                    _fail(name, f"{default!r} for kind={self.kind!r} (it applies to the jermyn "
+                          f"kinds: {', '.join(JERMYN_KINDS)})", getattr(self, name))
 
     def make_trainer(self, train: "TrainConfig", data: Any = None):
         """The toy-model trainer of the static part of (self, train); toy models make their data."""
@@ -182,8 +284,37 @@ class ToyModelConfig:
                              "override it; set importance=None")
 
     def probabilities(self) -> np.ndarray:
-        """Per-feature probabilities, shape (n_features,)."""
+        """Per-feature probabilities, shape (n_features,): ε, one per feature, or the power law."""
+        if self.frequency_exponent is not None:
+            from toymodels.data import power_law_probabilities
+
+            return power_law_probabilities(self.n_features, float(self.feature_probability),
+                                           self.frequency_exponent)
         return np.broadcast_to(np.asarray(self.feature_probability, float), (self.n_features,))
+
+    def draw_probabilities(self) -> np.ndarray:
+        """(n_features,) the probability of each feature in one draw of the data.
+
+        `probabilities()`, except for jermyn_abs, whose v = v₁ − v₂ takes two draws, each at half
+        the mean: as their code, which calls its sampler with ε/2 (the power law is rescaled to
+        ε/2 and then clipped at 1).
+        """
+        if self.kind != "jermyn_abs":
+            return self.probabilities()
+        eps = np.asarray(self.feature_probability, float) / 2
+        return dataclasses.replace(self, kind="jermyn_autoencoder",
+                                   feature_probability=eps.tolist() if eps.ndim else float(eps)
+                                   ).probabilities()
+
+    def embeddings(self) -> np.ndarray:
+        """The jermyn kinds' fixed embeddings, (1, n_features, d_embed) — (2, …) for
+        jermyn_random_projection: the input's U, then the target's U_out (`random_embeddings`)."""
+        if not self.is_jermyn:
+            raise ValueError(f"kind={self.kind!r} has no embedding; only the jermyn kinds do")
+        from toymodels.data import random_embeddings
+
+        count = 2 if self.kind == "jermyn_random_projection" else 1
+        return random_embeddings(self.n_features, self.d_embed, self.embedding_seed, count)
 
     def importances(self) -> np.ndarray:
         """Per-feature importances, shape (n_features,)."""
@@ -207,30 +338,38 @@ class TrainConfig:
 
     `optimizer`, `weight_decay` and `max_grad_norm` default to None: the recipe of what is
     trained (`ToyModelConfig.train_recipe`: the TMS notebook's AdamW with weight decay 0.01 and
-    no clipping; `SAEConfig.train_recipe`: SAELens's Adam, no weight decay, gradients clipped to
-    norm 1). `resolved(recipe)` fills them in; a sweep stores the resolved config.
+    no clipping, or for the jermyn kinds their LAMB without weight decay; `SAEConfig.train_recipe`:
+    SAELens's Adam, no weight decay, gradients clipped to norm 1). `eps` defaults to None: the
+    optimizer's own default. `resolved(recipe)` fills them in; a sweep stores the resolved config.
     """
 
     steps: int = static(10_000, "optimizer steps (≥ 1)")
     batch_size: int = static(1024, "samples per step (≥ 1)")
     optimizer: Optimizer | None = static(
-        None, "adamw (torch.optim.AdamW), adam, or sgd; None: the recipe of what is trained"
+        None, "adamw (torch.optim.AdamW), adam, sgd, or lamb (torch_optimizer.Lamb, as Jermyn et "
+        "al.); None: the recipe of what is trained"
     )
     lr: float = swept(1e-3, "peak learning rate, > 0")
     weight_decay: float | None = swept(
-        None, "decoupled weight decay of adamw on every parameter, ≥ 0 (torch's default 0.01); "
-        "None: the recipe of what is trained"
+        None, "decoupled weight decay of adamw on every parameter, ≥ 0 (torch's default 0.01), or "
+        "lamb's (added to its step before the trust ratio); None: the recipe of what is trained"
     )
     max_grad_norm: float | None = static(
         None, "clip the gradient to this global norm, > 0 (inf: no clipping); None: the recipe"
     )
-    b1: float = static(0.9, "Adam's β₁ in [0, 1)")
-    b2: float = static(0.999, "Adam's β₂ in [0, 1)")
-    eps: float = static(1e-8, "Adam's ε > 0")
+    b1: float = static(0.9, "Adam's and LAMB's β₁ in [0, 1)")
+    b2: float = static(0.999, "Adam's and LAMB's β₂ in [0, 1)")
+    eps: float | None = static(
+        None, "Adam's and LAMB's ε > 0; None: the optimizer's default (1e-8 for adam and adamw, "
+        "torch's; 1e-6 for lamb, torch_optimizer's)"
+    )
     momentum: float = static(0.0, "SGD momentum in [0, 1)")
     schedule: Schedule = static(
         "constant", "constant; warmup_cosine: linear warm-up then cosine decay; warmup_decay "
-        "(SAELens): linear warm-up, constant, then linear decay over the last decay_steps"
+        "(SAELens): linear warm-up, constant, then linear decay over the last decay_steps; "
+        "cosine_annealing (torch's CosineAnnealingLR, as Jermyn et al.): "
+        "lr_f + (lr − lr_f)(1 + cos(π t / annealing_steps))/2, which cycles with period "
+        "2·annealing_steps"
     )
     warmup_steps: int = static(0, "warm-up steps of warmup_cosine and warmup_decay, in [0, steps]")
     decay_steps: int = static(
@@ -238,7 +377,11 @@ class TrainConfig:
         "warmup_steps + decay_steps ≤ steps"
     )
     final_lr_fraction: float = static(
-        0.0, "warmup_cosine and warmup_decay end at lr × final_lr_fraction, in [0, 1]"
+        0.0, "warmup_cosine and warmup_decay end at lr × final_lr_fraction, in [0, 1]; "
+        "cosine_annealing's minimum lr_f = lr × final_lr_fraction (torch's eta_min)"
+    )
+    annealing_steps: int = static(
+        512, "T_max of cosine_annealing: steps from lr down to its minimum (Jermyn et al.: 2⁹), ≥ 1"
     )
     log_every: int = static(100, "record the mean training loss every log_every steps; divides steps")
     snapshot_steps: tuple[int, ...] = static(
@@ -259,12 +402,14 @@ class TrainConfig:
             _fail("max_grad_norm", "a number > 0 (inf: no clipping)", g)
         _check_float("b1", self.b1, 0.0, 1.0, high_open=True)
         _check_float("b2", self.b2, 0.0, 1.0, high_open=True)
-        _check_float("eps", self.eps, 0.0, math.inf, low_open=True, high_open=True)
+        if self.eps is not None:
+            _check_float("eps", self.eps, 0.0, math.inf, low_open=True, high_open=True)
         _check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
         _check_literal("schedule", self.schedule, Schedule.__args__)
         _check_int("warmup_steps", self.warmup_steps, 0, self.steps)
         _check_int("decay_steps", self.decay_steps, 0, self.steps - self.warmup_steps)
         _check_float("final_lr_fraction", self.final_lr_fraction, 0.0, 1.0)
+        _check_int("annealing_steps", self.annealing_steps, 1)
         _check_int("log_every", self.log_every, 1, self.steps)
         if self.steps % self.log_every:
             _fail("log_every", f"a divisor of steps={self.steps}", self.log_every)
@@ -285,8 +430,12 @@ class TrainConfig:
         return np.arange(1, self.steps // self.log_every + 1) * self.log_every
 
     def resolved(self, recipe: dict[str, Any]) -> "TrainConfig":
-        """A copy with every field left at None filled in from `recipe` (a `train_recipe`)."""
+        """A copy with every field left at None filled in from `recipe` (a `train_recipe`), and
+        `eps` from the optimizer's own default."""
         fill = {k: v for k, v in recipe.items() if getattr(self, k) is None}
+        if self.eps is None:
+            optimizer = fill.get("optimizer", self.optimizer)
+            fill["eps"] = OPTIMIZER_EPS.get(optimizer, 1e-8)
         return dataclasses.replace(self, **fill) if fill else self
 
 

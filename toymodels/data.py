@@ -86,3 +86,49 @@ def sample_features(key, batch_size: int, feature_probability, layout: FeatureLa
     """(batch, feature) sparse features from a PRNG key; see `features_from_uniform`."""
     u = jax.random.uniform(key, (len(layout.gate), batch_size))
     return features_from_uniform(u, jnp.asarray(feature_probability), layout, signed).T
+
+
+def power_law_probabilities(n_features: int, mean: float, exponent: float) -> np.ndarray:
+    r"""Power-law feature frequencies: p_i = min(1, ε n i^−a / Σ_j j^−a), i = 1 … n.
+
+    Jermyn et al.'s `sample_vectors_power_law`: frequencies ∝ i^−a (a = 1.1 in their runs),
+    rescaled so that their mean is ε = `mean`, then clipped at 1. Clipping only happens when the
+    most frequent features would pass 1, and then lowers the mean below ε (as in their code).
+
+    Args:
+      n_features: n.
+      mean: ε in (0, 1].
+      exponent: a ≥ 0 (0 gives every feature ε).
+
+    Returns:
+      (n_features,) float64 probabilities, non-increasing in i.
+    """
+    ranks = np.arange(1, n_features + 1, dtype=float)
+    weights = ranks ** -float(exponent)
+    return np.minimum(mean * n_features * weights / weights.sum(), 1.0)
+
+
+def random_embeddings(n_features: int, d_embed: int, seed: int, count: int = 1) -> np.ndarray:
+    r"""`count` fixed random embeddings of n features in d dims, with unit-norm rows.
+
+    As Jermyn et al.'s `make_random_embedder`: a Gaussian (n, d) matrix's left singular vectors
+    U (orthonormal columns, nearly orthogonal rows when d ≪ n), each row then scaled to unit
+    norm. Feature i is embedded as row U[i]; a feature vector v ∈ R^n as x = v U ∈ R^d. The
+    matrices are drawn one after another from `numpy.random.default_rng(seed)` (their code draws
+    from NumPy's unseeded global generator, so their exact matrices cannot be reproduced).
+
+    Args:
+      n_features: n ≥ d_embed.
+      d_embed: d ≥ 1.
+      seed: the generator's seed.
+      count: how many matrices (2 for the random-projection task: input, then target).
+
+    Returns:
+      (count, n_features, d_embed) float32.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.empty((count, n_features, d_embed), np.float32)
+    for c in range(count):
+        u, _, _ = np.linalg.svd(rng.standard_normal((n_features, d_embed)), full_matrices=False)
+        out[c] = u / np.linalg.norm(u, axis=1, keepdims=True)
+    return out

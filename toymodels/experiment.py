@@ -84,8 +84,8 @@ class Experiment:
         if unknown:
             raise ValueError(f"{path}: unknown table(s) {sorted(unknown)}; "
                              "allowed: name, [model] or [sae], [train], [grid], [data]")
-        if ("model" in spec) == ("sae" in spec):
-            raise ValueError(f"{path}: give exactly one of [model] (a toy model) and [sae]")
+        if "model" in spec and "sae" in spec:
+            raise ValueError(f"{path}: give one of [model] (a toy model) and [sae], not both")
         if "sae" in spec:
             model = _build(SAEConfig, spec["sae"], path, "sae")
             if "data" not in spec:
@@ -93,7 +93,7 @@ class Experiment:
                                  "(kind = \"ground_truth\" or \"toy_activations\")")
             data = _data(spec["data"], path)
         else:
-            model = _build(ToyModelConfig, spec["model"], path, "model")
+            model = _build(ToyModelConfig, spec.get("model", {}), path, "model")
             if "data" in spec:
                 raise ValueError(f"{path}: [data] is for [sae] sweeps; a toy model makes its own")
             data = None

@@ -11,6 +11,7 @@ knows about seeds, models or grids, which the trainer adds with `jax.vmap` over
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import jax
@@ -111,9 +112,68 @@ class Abs(ToyModel):
         return jax.nn.relu(self.W_out[...].T @ h + _col(self.b[...], x))
 
 
+def solu(x: jax.Array) -> jax.Array:
+    """x · exp(x): what Jermyn et al.'s code calls SoLU (their `SoLU` module; not x · softmax(x))."""
+    return x * jnp.exp(x)
+
+
+#: the jermyn kinds' hidden nonlinearities, as torch computes them (nn.GELU is the exact erf form).
+ACTIVATIONS = {
+    "relu": jax.nn.relu,
+    "gelu": functools.partial(jax.nn.gelu, approximate=False),
+    "solu": solu,
+}
+
+
+def _uniform(rngs: nnx.Rngs, shape: tuple[int, ...], bound: float) -> jax.Array:
+    return jax.random.uniform(rngs.params(), shape, minval=-bound, maxval=bound)
+
+
+class EmbeddedMLP(ToyModel):
+    """Jermyn et al.'s model: out = W_outᵀ σ(W_inᵀ x + b_in), x the embedded features (embed, ...).
+
+    Row-vector form (their torch `Sequential(Linear(m, k), σ, Linear(k, out, bias=False))`):
+    out = σ(x W_in + b_in) W_out, with W_in (embed, hidden) = their `0.weight`ᵀ, b_in = `0.bias`,
+    W_out (hidden, feature) = `2.weight`ᵀ. Initialised as torch's nn.Linear: every weight and
+    bias uniform on ±1/√fan_in, then `init_bias` added to b_in (their init_bias offset).
+    The input is already embedded: the fixed embedding is part of the data
+    (`toymodels.train.EmbeddedFeatures`), not a parameter.
+    """
+
+    param_dims = {"W_in": ("embed", "hidden"), "b_in": ("hidden",), "W_out": ("hidden", "feature")}
+
+    def __init__(self, d_embed: int, d_hidden: int, d_out: int, *, activation: str, init_bias=0.0,
+                 rngs: nnx.Rngs):
+        bound_in, bound_out = d_embed**-0.5, d_hidden**-0.5
+        self.W_in = nnx.Param(_uniform(rngs, (d_embed, d_hidden), bound_in))
+        self.b_in = nnx.Param(_uniform(rngs, (d_hidden,), bound_in) + init_bias)
+        self.W_out = nnx.Param(_uniform(rngs, (d_hidden, d_out), bound_out))
+        self.activation = activation
+
+    def hidden(self, x):
+        """h = σ(W_inᵀ x + b_in): (embed, ...) -> (hidden, ...), the activations the L1 penalises."""
+        return ACTIVATIONS[self.activation](self.W_in[...].T @ x + _col(self.b_in[...], x))
+
+    def readout(self, h):
+        """out = W_outᵀ h: (hidden, ...) -> (feature, ...)."""
+        return self.W_out[...].T @ h
+
+    def __call__(self, x):
+        return self.readout(self.hidden(x))
+
+
+class ProjectedMLP(EmbeddedMLP):
+    """`EmbeddedMLP` for the random-projection task: its output is d_embed-wide (`target` dim)."""
+
+    param_dims = {"W_in": ("embed", "hidden"), "b_in": ("hidden",), "W_out": ("hidden", "target")}
+
+
 MODELS: dict[str, type[ToyModel]] = {
     "relu_output": ReluOutput,
     "linear": Linear,
     "hidden_relu": HiddenRelu,
     "abs": Abs,
+    "jermyn_autoencoder": EmbeddedMLP,
+    "jermyn_random_projection": ProjectedMLP,
+    "jermyn_abs": EmbeddedMLP,
 }

@@ -180,6 +180,9 @@ class ToyActivations:
         model = json.loads(results.attrs["model"])
         self.model = ToyModelConfig(**{k: tuple(v) if isinstance(v, list) else v
                                        for k, v in model.items()})
+        if self.model.is_jermyn:
+            _fail("results", "a sweep of a TMS kind (relu_output, linear, hidden_relu, abs); the "
+                  "jermyn kinds' activations are not a source yet", self.model.kind)
         from toymodels.train import make_trainer
 
         self._trainer = make_trainer(self.model, TrainConfig())
@@ -199,15 +202,29 @@ class ToyActivations:
         self.d_out = None
 
     def _probabilities(self, results: xr.Dataset, n: int) -> np.ndarray:
-        """(toy point, feature) each toy model's feature probabilities."""
-        if "feature_probability" not in results.variables:
+        """(toy point, feature) each toy model's feature probabilities (power law included)."""
+        if "feature_probability" not in results.variables and (
+                "frequency_exponent" not in results.variables):
             return np.broadcast_to(self.model.probabilities(), (n, self.model.n_features))
+        if self.model.frequency_exponent is not None or "frequency_exponent" in results.variables:
+            return self._power_law_probabilities(results, n)
         p = results["feature_probability"]
         if "feature" not in p.dims:
             p = p.expand_dims(feature=self.model.n_features, axis=-1)
         grid = [d for d in self.toy_dims]
         p = p.broadcast_like(results["loss"]).transpose(*grid, "feature")
         return np.asarray(p.values, np.float32).reshape(n, self.model.n_features)
+
+    def _power_law_probabilities(self, results: xr.Dataset, n: int) -> np.ndarray:
+        """(toy point, feature) from each point's (feature_probability, frequency_exponent)."""
+        values = {}
+        for name in ("feature_probability", "frequency_exponent"):
+            if name in results.variables:
+                values[name] = np.asarray(results[name].broadcast_like(results["loss"])
+                                          .transpose(*self.toy_dims).values).reshape(n)
+        points = [dataclasses.replace(self.model, **{k: float(v[i]) for k, v in values.items()})
+                  for i in range(n)]
+        return np.stack([m.probabilities() for m in points]).astype(np.float32)
 
     @property
     def dictionary(self) -> xr.DataArray:

@@ -25,7 +25,7 @@ from flax import nnx
 from toymodels import loop
 from toymodels.config import ToyModelConfig, TrainConfig
 from toymodels.data import FeatureLayout, features_from_uniform
-from toymodels.models import MODELS, ToyModel
+from toymodels.models import MODELS, EmbeddedMLP, ToyModel
 from toymodels.optim import make_optimizer
 from toymodels.trainable import TrainState, stream_keys
 
@@ -42,8 +42,10 @@ class Swept(NamedTuple):
 
     @classmethod
     def from_configs(cls, model: ToyModelConfig, train: TrainConfig) -> "Swept":
-        """The swept values of a single configured model."""
-        train = train.resolved(ToyModelConfig.train_recipe)
+        """The swept values of a single configured model (`JermynSwept` for the jermyn kinds)."""
+        if model.is_jermyn:
+            return JermynSwept.from_configs(model, train)
+        train = train.resolved(model.train_recipe)
         init_std = model.init_std if model.init_std is not None else model.xavier_std()
         return cls(
             feature_probability=np.asarray(model.probabilities(), np.float32),
@@ -78,7 +80,7 @@ class Trainer:
     """The pure functions that train one toy model of a given static configuration."""
 
     model: ToyModelConfig
-    train_config: TrainConfig  # resolved against ToyModelConfig.train_recipe
+    train_config: TrainConfig  # resolved against model.train_recipe
 
     @functools.cached_property
     def module(self) -> type[ToyModel]:
@@ -163,9 +165,153 @@ class Trainer:
         return params, history["loss"][0], snapshots
 
 
+class JermynSwept(NamedTuple):
+    """One jermyn-kind model's swept values (add leading axes for blocks of models)."""
+
+    feature_probability: jax.Array  # (feature,) per draw (`ToyModelConfig.draw_probabilities`)
+    l1_coefficient: jax.Array  # ()
+    init_bias: jax.Array  # ()
+    bias_decay: jax.Array  # ()
+    lr: jax.Array  # ()
+    weight_decay: jax.Array  # ()
+    seed: jax.Array  # () int32
+
+    @classmethod
+    def from_configs(cls, model: ToyModelConfig, train: TrainConfig) -> "JermynSwept":
+        train = train.resolved(model.train_recipe)
+        return cls(
+            feature_probability=np.asarray(model.draw_probabilities(), np.float32),
+            l1_coefficient=np.float32(model.l1_coefficient),
+            init_bias=np.float32(model.init_bias),
+            bias_decay=np.float32(model.bias_decay),
+            lr=np.float32(train.lr),
+            weight_decay=np.float32(train.weight_decay),
+            seed=np.int32(train.seed),
+        )
+
+
+class Example(NamedTuple):
+    """A jermyn-kind batch, feature-major: what the model reads and what it must output."""
+
+    inputs: jax.Array  # (embed, batch): x = v U
+    target: jax.Array  # (feature, batch) v or |v|; (target, batch) v U_out for random projection
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EmbeddedFeatures:
+    """The jermyn kinds' data (a `toymodels.trainable.Source`): sparse features v read through a
+    fixed embedding U, with the task's target.
+
+    One stream draws uniforms u: (draws, feature, batch); v = features_from_uniform(u[0]) for the
+    autoencoder and random-projection tasks, v = v₁ − v₂ from two independent draws for abs (their
+    code: "different samples have different sparse choices"). The embeddings are constants of the
+    compiled step, the same for every model: (feature, embed) each.
+    """
+
+    layout: FeatureLayout
+    embedding: np.ndarray  # (feature, embed) U
+    target_embedding: np.ndarray | None  # (feature, embed) U_out, random projection only
+    difference: bool  # abs: v = v₁ − v₂, target |v|
+
+    def draw(self, key, batch_size: int) -> jax.Array:
+        draws = 2 if self.difference else 1
+        return jax.random.uniform(key, (draws, len(self.layout.gate), batch_size))
+
+    def features(self, u: jax.Array, swept) -> jax.Array:
+        """v: (feature, batch), the features before embedding."""
+        v = features_from_uniform(u[0], swept.feature_probability, self.layout)
+        if self.difference:
+            v = v - features_from_uniform(u[1], swept.feature_probability, self.layout)
+        return v
+
+    def batch(self, u: jax.Array, swept) -> Example:
+        v = self.features(u, swept)
+        if self.difference:
+            target = jnp.abs(v)
+        elif self.target_embedding is not None:
+            target = self.target_embedding.T @ v
+        else:
+            target = v
+        return Example(self.embedding.T @ v, target)
+
+
+@dataclasses.dataclass(frozen=True)
+class JermynTrainer(Trainer):
+    """Jermyn et al.'s training of one model (`model3.py`'s `train`), for the jermyn kinds.
+
+    loss = Σ (out − target)² / batch + λ Σ_k |h_k| / batch, summed over outputs (TMS averages);
+    the logged `loss` is the first term alone, as theirs, and `hidden_l1` is Σ_k |h_k| / batch.
+    After every optimizer step t (from 0) with t < steps/2, b_in ← b_in (1 − bias_decay · lr),
+    lr the peak rate (their `learning_rate`, not the scheduled one). b_in is their only bias.
+    """
+
+    @functools.cached_property
+    def source(self) -> EmbeddedFeatures:
+        m = self.model
+        layout = FeatureLayout.make(m.n_features, m.n_correlated_pairs, m.n_anticorrelated_pairs)
+        embeddings = m.embeddings()
+        target = embeddings[1] if m.kind == "jermyn_random_projection" else None
+        return EmbeddedFeatures(layout, embeddings[0], target, m.kind == "jermyn_abs")
+
+    @property
+    def d_out(self) -> int:
+        return self.model.d_embed if self.model.kind == "jermyn_random_projection" else \
+            self.model.n_features
+
+    def _new_module(self, init_bias, key) -> EmbeddedMLP:
+        m = self.model
+        return self.module(m.d_embed, m.d_hidden, self.d_out, activation=m.activation,
+                           init_bias=init_bias, rngs=nnx.Rngs(params=key))
+
+    def objective(self, params, swept: JermynSwept, batch: Example):
+        """(loss + λ · hidden_l1, (loss, hidden_l1)) on a feature-major batch."""
+        model = nnx.merge(self.graphdef, params)
+        h = model.hidden(batch.inputs)
+        n = batch.inputs.shape[-1]
+        loss = jnp.sum((model.readout(h) - batch.target) ** 2) / n
+        hidden_l1 = jnp.sum(jnp.abs(h)) / n
+        return loss + swept.l1_coefficient * hidden_l1, (loss, hidden_l1)
+
+    def loss(self, params, swept: JermynSwept, batch: Example) -> jax.Array:
+        """Σ (out − target)² / batch, the reconstruction part of the objective."""
+        return self.objective(params, swept, batch)[1][0]
+
+    def init(self, swept: JermynSwept, batch=None) -> TrainState:  # noqa: ARG002
+        init_key, _ = stream_keys(swept.seed)
+        params = nnx.split(self._new_module(swept.init_bias, init_key))[1]
+        return TrainState(params, self.optimizer(swept).init(params), (), ())
+
+    def step(self, state: TrainState, swept: JermynSwept, batch: Example, t
+             ) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One optimizer step, then the first half's bias decay (their order)."""
+        grad = jax.value_and_grad(self.objective, has_aux=True)
+        (_, (loss, hidden_l1)), grads = grad(state.params, swept, batch)
+        updates, opt_state = self.optimizer(swept).update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        decay = jnp.where(t < self.train_config.steps / 2, 1.0 - swept.bias_decay * swept.lr, 1.0)
+        params = decay_bias(params, decay)
+        return (state._replace(params=params, opt_state=opt_state),
+                {"loss": loss, "hidden_l1": hidden_l1})
+
+    def swept(self, model: ToyModelConfig, train: TrainConfig, data_index: int) -> JermynSwept:  # noqa: ARG002
+        return JermynSwept.from_configs(model, train)
+
+    def point_bytes(self) -> int:
+        m = self.model
+        return 4 * max(m.n_features, m.d_hidden, m.d_embed) * self.train_config.batch_size
+
+
+def decay_bias(params, factor: jax.Array):
+    """params with b_in scaled by `factor` (every other parameter untouched)."""
+    def scale(path, leaf):
+        return leaf * factor if path[0] == jax.tree_util.DictKey("b_in") else leaf
+
+    return jax.tree_util.tree_map_with_path(scale, params)
+
+
 def make_trainer(model: ToyModelConfig, train: TrainConfig) -> Trainer:
     """The trainer for the static part of (model, train); swept fields are ignored here."""
-    train = train.resolved(ToyModelConfig.train_recipe)
+    train = train.resolved(model.train_recipe)
     return _cached_trainer(static_only(model), static_only(train))
 
 
@@ -180,7 +326,8 @@ def static_only(cfg):
 
 @functools.lru_cache(maxsize=32)
 def _cached_trainer(model: ToyModelConfig, train: TrainConfig) -> Trainer:
-    return Trainer(model, train)
+    return (JermynTrainer if model.is_jermyn else Trainer)(model, train)
 
 
-__all__ = ["Swept", "ToyFeatures", "Trainer", "make_trainer", "static_only"]
+__all__ = ["EmbeddedFeatures", "Example", "JermynSwept", "JermynTrainer", "Swept", "ToyFeatures",
+           "Trainer", "decay_bias", "make_trainer", "static_only"]

@@ -1,4 +1,5 @@
-"""Sweeping static fields (an SAE's `d_sae` and `k`): one compiled sweep per value, one Dataset.
+"""Sweeping static fields (an SAE's `d_sae` and `k`, a jermyn model's `d_hidden`): one compiled
+sweep per value, one Dataset.
 
 A grid key that fixes shapes (the number of latents) or the compiled program (top-k's k) cannot
 be an array inside one compiled program, so `tm.sweep` runs one sub-sweep per combination of
@@ -6,7 +7,10 @@ such values and merges them. Latent axes of different widths are stored in one D
 to the widest with zeros: a padded latent has a zero encoder column, decoder row and biases, so
 it never fires and reconstructs nothing — the narrow SAE's outputs are unchanged. `latent_mask`
 (d_sae, latent) marks the real latents, and `tm.SAE.from_results` drops the padding;
-`split_widths(ds)` gives one unpadded Dataset per width.
+`split_widths(ds)` gives one unpadded Dataset per width. A jermyn model's neurons (`d_hidden`)
+are padded the same way along `hidden`, marked by `hidden_mask`: a padded neuron has zero weights
+in and out and a zero bias, so it is dead (its activation σ(0) = 0 for relu, gelu and solu) and
+changes no output.
 """
 
 from __future__ import annotations
@@ -74,19 +78,23 @@ def sweep_static(config: Any, grid: Mapping[str, Any], train: TrainConfig,
     return ds
 
 
+#: width fields a grid may sweep, and the dim each sets: an SAE's latents, a jermyn model's neurons.
+WIDTH_DIMS = {"d_sae": "latent", "d_hidden": "hidden"}
+
+
 def _merge(parts: list[xr.Dataset], keys: Sequence[str], sizes: Sequence[int],
            order: Sequence[str]) -> xr.Dataset:
-    width = max(p.sizes.get("latent", 0) for p in parts)
+    dims = [WIDTH_DIMS[k] for k in keys if k in WIDTH_DIMS]
+    widths = {d: max(p.sizes.get(d, 0) for p in parts) for d in dims}
     padded = []
     for p in parts:
-        if "latent" in p.dims and p.sizes["latent"] < width:
-            p = p.pad(latent=(0, width - p.sizes["latent"]), constant_values=0)
-        padded.append(p)
+        pad = {d: (0, w - p.sizes[d]) for d, w in widths.items() if d in p.dims and p.sizes[d] < w}
+        padded.append(p.pad(pad, constant_values=0) if pad else p)
     ds = xr.combine_nested(_nest(padded, list(sizes)), concat_dim=list(keys),
                            data_vars="all", combine_attrs="drop")
-    if "latent" in ds.dims and "d_sae" in keys:
-        latent = xr.DataArray(np.arange(width), dims="latent")
-        ds["latent_mask"] = latent < ds["d_sae"]
+    for key, dim in WIDTH_DIMS.items():
+        if dim in ds.dims and key in keys:
+            ds[f"{dim}_mask"] = xr.DataArray(np.arange(widths[dim]), dims=dim) < ds[key]
     data_dims = [d for d in parts[0]["loss"].dims if d not in order]
     return ds.transpose(*data_dims, *order, ...)
 

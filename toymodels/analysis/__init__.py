@@ -1,15 +1,24 @@
-"""Measure what toy models learn: pure functions over arrays of weights.
+"""Measure what toy models and SAEs learn: pure functions over arrays of weights and activations.
 
-Every function maps over leading batch/grid axes and accepts NumPy arrays, JAX arrays and
+Every metric maps over leading batch/grid axes and accepts NumPy arrays, JAX arrays and
 `xarray.DataArray`s; a DataArray in gives a DataArray out with the leading dims and their
-coordinates kept, so a sweep's `ds.W` can be passed straight in. Array in gives a JAX array out,
-and all but the polytope functions work under `jax.jit` and `jax.vmap`.
+coordinates kept, so a sweep's `ds.W` or `ds.W_dec` can be passed straight in. Array in gives a
+JAX array out, and all work under `jax.jit` and `jax.vmap` but the polytope functions and those
+that run NumPy and SciPy on the host: `mcc` and `matched_similarity` (NumPy arrays out),
+`pairwise_similarity` (all pairs among many SAEs, a DataArray), `feature_splits` (one pair of
+SAEs, a pandas table) and `random_baseline` (a float).
 
 - `dimensionality`: D_i (= capacity C_i), D*, feature norms, represented features.
 - `interference`: Ŵ_i·W_j, polysemanticity, net interference.
 - `neurons`: one-hot neuron responses, monosemanticity (Jermyn et al.).
+- `embedded`: one-hot responses through a fixed input embedding (Jermyn et al.'s models).
 - `geometry`: named fractions of D_i and the polytopes features form.
-- `recovery`: max cosine and MMCS against known directions (Sharkey et al.).
+- `recovery`: max cosine, MMCS, MCC and the fraction recovered against known directions.
+- `reconstruction`: an SAE's MSE, explained variance (about the mean) and shrinkage.
+- `sparsity`: L0, latent density, dead and dense latents, the density histogram.
+- `universality`: decoder and activation similarity between SAEs, all pairs at once, and their
+  random baseline.
+- `splitting`: which latents of a wider SAE split a latent of a narrower one.
 - `dynamics`: direction drift and formation step over training snapshots.
 """
 
@@ -22,6 +31,7 @@ from toymodels.analysis.dimensionality import (
     represented_features,
 )
 from toymodels.analysis.dynamics import direction_drift, formation_step
+from toymodels.analysis.embedded import embedded_neuron_responses
 from toymodels.analysis.geometry import (
     FRACTION_LINES,
     POLYTOPE_KINDS,
@@ -41,34 +51,83 @@ from toymodels.analysis.neurons import (
     neuron_monosemanticity,
     neuron_responses,
 )
-from toymodels.analysis.recovery import max_cosine, mmcs
+from toymodels.analysis.reconstruction import (
+    explained_variance,
+    fraction_of_variance_unexplained,
+    l2_ratio,
+    mse,
+    relative_reconstruction_bias,
+)
+from toymodels.analysis.recovery import fraction_recovered, max_cosine, mcc, mmcs
+from toymodels.analysis.sparsity import (
+    DENSITY_BINS,
+    dead_fraction,
+    dead_latents,
+    dense_fraction,
+    dense_latents,
+    density_histogram,
+    l0,
+    latent_density,
+)
+from toymodels.analysis.splitting import feature_splits
+from toymodels.analysis.universality import (
+    matched_similarity,
+    max_activation_correlation,
+    mean_max_activation_correlation,
+    mean_max_cosine,
+    pairwise_similarity,
+    random_baseline,
+)
 
 __all__ = [
+    "DENSITY_BINS",
     "FRACTION_LINES",
     "POLYTOPES",
     "POLYTOPE_KINDS",
     "Polytopes",
     "capacity",
+    "dead_fraction",
+    "dead_latents",
+    "dense_fraction",
+    "dense_latents",
+    "density_histogram",
     "dimensions_per_feature",
     "direction_drift",
+    "embedded_neuron_responses",
+    "explained_variance",
     "feature_dimensionality",
     "feature_norms",
+    "feature_splits",
     "features_per_neuron",
     "formation_step",
     "fraction_line_counts",
+    "fraction_of_variance_unexplained",
+    "fraction_recovered",
     "interference",
+    "l0",
+    "l2_ratio",
+    "latent_density",
+    "matched_similarity",
+    "max_activation_correlation",
     "max_cosine",
+    "mcc",
+    "mean_max_activation_correlation",
+    "mean_max_cosine",
     "mmcs",
     "monosemantic_neurons",
+    "mse",
     "n_monosemantic",
     "n_represented",
     "nearest_fraction",
     "net_interference",
     "neuron_monosemanticity",
     "neuron_responses",
+    "pairwise_similarity",
     "polysemanticity",
     "polytope_counts",
     "polytope_groups",
     "polytope_vertices",
+    "random_baseline",
+    "relative_reconstruction_bias",
     "represented_features",
 ]

@@ -1,7 +1,9 @@
-"""How well a learned dictionary recovers known directions: max cosine and MMCS.
+"""How well a learned dictionary recovers known directions: max cosine, MMCS, MCC, share found.
 
 Sharkey, Braun & Millidge (2022) score an SAE trained on data with known ground-truth features by
-the mean max cosine similarity (MMCS); the same score compares two learned dictionaries.
+the mean max cosine similarity (MMCS); the same score compares two learned dictionaries
+(`toymodels.analysis.universality`). MMCS lets many true directions share one learned direction;
+the mean correlation coefficient (MCC) of the identifiability literature matches them one to one.
 """
 
 from __future__ import annotations
@@ -9,15 +11,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from toymodels.analysis._checks import check_in_range
+from toymodels.analysis._cosines import matched_cosines, max_cosines
 from toymodels.analysis._labeled import labeled
-from toymodels.analysis._vectors import unit
 
-__all__ = ["max_cosine", "mmcs"]
+__all__ = ["fraction_recovered", "max_cosine", "mcc", "mmcs"]
 
 
 def _max_cosine(learned, truth):
-    cosines = unit(truth) @ jnp.swapaxes(unit(learned), -1, -2)  # [..., true, learned]
-    return jnp.max(cosines, axis=-1)
+    return max_cosines(truth, learned)[0]
 
 
 @labeled(("n_learned", "d"), ("n_true", "d"), out=("n_true",))
@@ -44,7 +46,8 @@ def mmcs(learned, truth):
     r"""Mean max cosine similarity: (1/n_true) Σ_i max_k cos(learned_k, truth_i)   (Sharkey et al.).
 
     1 when every true direction appears (at any positive scale, in any order) among the learned
-    ones; random directions in d dimensions score far lower. A zero vector has cosine 0.
+    ones; random directions in d dimensions score far lower (`random_baseline`). A zero vector
+    has cosine 0.
 
     Args:
       learned: (..., n_learned, d).
@@ -54,3 +57,55 @@ def mmcs(learned, truth):
       (...) in [−1, 1].
     """
     return jnp.mean(_max_cosine(learned, truth), axis=-1)
+
+
+@labeled(("n_learned", "d"), ("n_true", "d"), out=())
+def mcc(learned, truth):
+    r"""Mean correlation coefficient: mean |cos| over the best one-to-one match of learned to true.
+
+    MCC = (1/m) max_π Σ_i |cos(learned_π(i), truth_i)|, m = min(n_learned, n_true), the max over
+    injective assignments π between the two sets (the Hungarian algorithm,
+    `scipy.optimize.linear_sum_assignment`). When n_learned < n_true only n_learned true
+    directions are matched, and the mean is over those m pairs (so a narrow dictionary that finds
+    m true directions exactly scores 1; `mmcs` and `fraction_recovered` say how much of the truth
+    it covers). Unlike MMCS, two true directions cannot share one learned direction; like
+    identifiability work (Khemakhem et al. 2020) it uses |cos|, so a flipped direction counts.
+
+    1 when the learned set contains every true direction up to scale and sign (n_learned ≥
+    n_true); in [0, 1]; a zero vector has cosine 0. Symmetric in its two arguments.
+
+    Not jittable: each grid point is solved on the host by SciPy in a Python loop, in
+    O(max(n_learned, n_true)³) time. Returns a NumPy array (a DataArray for DataArray input).
+
+    Args:
+      learned: (..., n_learned, d) learned directions, one per row (an SAE's W_dec).
+      truth: (..., n_true, d) true directions, one per row.
+
+    Returns:
+      (...) float32 in [0, 1].
+    """
+    return matched_cosines(learned, truth, absolute=True, caller="mcc")
+
+
+@jax.jit
+def _fraction_recovered(learned, truth, threshold):
+    return jnp.mean(_max_cosine(learned, truth) > threshold, axis=-1)
+
+
+@labeled(("n_learned", "d"), ("n_true", "d"), out=())
+def fraction_recovered(learned, truth, threshold: float = 0.9):
+    r"""(1/n_true) #{i : max_k cos(learned_k, truth_i) > threshold}, the share of truth found.
+
+    Signed cosine, as `mmcs`. Unchanged by positive rescaling, by the order of either set and by a
+    rotation applied to both.
+
+    Args:
+      learned: (..., n_learned, d).
+      truth: (..., n_true, d).
+      threshold: the cosine a true direction's best learned match must exceed, in [−1, 1).
+
+    Returns:
+      (...) in [0, 1].
+    """
+    check_in_range("fraction_recovered", "threshold", threshold, -1, 1, closed="left")
+    return _fraction_recovered(learned, truth, threshold)

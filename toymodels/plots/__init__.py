@@ -22,6 +22,10 @@ shows every seed, and their mean).
   snapshot_step dim), optionally over feature_probability.
 - `neuron_polysemanticity.png` (`neuron_polysemanticity`): every hidden_relu and abs sweep over
   feature_probability, drawn together.
+- `monosemanticity.png` (`monosemanticity_sweep`): a jermyn sweep over lr, init_bias, d_hidden,
+  feature_probability, l1_coefficient, frequency_exponent or bias_decay (bias_decay may be a
+  second dim, one line per value).
+- `monosemanticity_vs_loss.png` (`monosemanticity_vs_loss`): every jermyn sweep, drawn together.
 
 - `sae_recovery.png` (`sae_recovery`): an SAE sweep on GroundTruth over a sparsity coefficient
   (and d_sae, seed): MMCS, MCC, recovered fraction and L0.
@@ -48,6 +52,7 @@ from toymodels.plots import (
     dynamics,
     geometry,
     intro,
+    monosemanticity,
     neurons,
     phase_change,
     represented,
@@ -58,6 +63,7 @@ from toymodels.plots._data import model_config
 from toymodels.plots.dynamics import training_dynamics
 from toymodels.plots.geometry import feature_geometry
 from toymodels.plots.intro import tms_intro
+from toymodels.plots.monosemanticity import monosemanticity_sweep, monosemanticity_vs_loss
 from toymodels.plots.neurons import neuron_polysemanticity
 from toymodels.plots.phase_change import phase_diagram
 from toymodels.plots.represented import represented_vs_sparsity
@@ -67,6 +73,8 @@ __all__ = [
     "feature_geometry",
     "figure_plan",
     "latent_density",
+    "monosemanticity_sweep",
+    "monosemanticity_vs_loss",
     "neuron_polysemanticity",
     "phase_diagram",
     "represented_vs_sparsity",
@@ -155,6 +163,12 @@ def figure_plan(datasets: Mapping[str, xr.Dataset]) -> Plan:
     names = _qualifying(datasets, "neuron_polysemanticity", neurons.problems)
     if names:
         plan.append(("neuron_polysemanticity.png", neuron_polysemanticity,
+                     ({k: datasets[k] for k in names},)))
+
+    each("monosemanticity", monosemanticity.problems, monosemanticity_sweep)
+    names = _qualifying(datasets, "monosemanticity_vs_loss", monosemanticity.loss_problems)
+    if names:
+        plan.append(("monosemanticity_vs_loss.png", monosemanticity_vs_loss,
                      ({k: datasets[k] for k in names},)))
 
     each("sae_recovery", sae.recovery_problems, sae_recovery)

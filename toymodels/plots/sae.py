@@ -255,8 +255,8 @@ def sae_toy_directions(datasets: Mapping[str, xr.Dataset] | xr.Dataset) -> Figur
             alive = point["latent_density"].values > DEAD_DENSITY
             scale = np.abs(W).max() * 1.15
             for u, a in zip(unit, alive):
-                ax.plot([0, u[0] * scale], [0, u[1] * scale], color="#D55E00" if a else "#D55E00",
-                        alpha=0.9 if a else 0.2, lw=1.2, ls="-" if a else ":")
+                ax.plot([0, u[0] * scale], [0, u[1] * scale], color="#D55E00",
+                        alpha=0.9 if a else 0.35, lw=1.2, ls="-" if a else ":")
             score = float(analysis.mmcs(dec, W))
             ax.set_title(f"MMCS {score:.3f}, {int(alive.sum())}/{len(alive)} alive", fontsize=8)
             lim = scale * 1.1
@@ -265,6 +265,10 @@ def sae_toy_directions(datasets: Mapping[str, xr.Dataset] | xr.Dataset) -> Figur
             ax.set_aspect("equal")
             ax.set_xticks([])
             ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            ax.add_patch(style.mpl.patches.Circle((0, 0), scale, fill=False, color="0.85",
+                                                  lw=0.8))
         label = f"{name}: " if name else ""
         row[0].set_ylabel(f"{label}d_sae = {cfg['d_sae']}\nresample: {cfg['resample']}",
                           fontsize=8)

@@ -1,0 +1,365 @@
+"""SAELens folders, both ways: `save(sae, folder)` writes what SAELens's `SAE.load_from_disk`
+loads, `load(folder)` reads what SAELens's `SAE.save_model` wrote.
+
+A folder is `cfg.json` + `sae_weights.safetensors` (SAELens 6.18.0, the version this module is
+written and tested against; its own files are in `../shared/fixtures/saelens/`). SAELens loads the
+weights with a strict `load_state_dict`, so a file holds exactly its architecture's tensors:
+
+| tm.SAE | SAELens `architecture` | tensors |
+|---|---|---|
+| standard | standard | W_enc [d_in, d_sae], b_enc, W_dec [d_sae, d_in], b_dec |
+| topk | topk (`k`, `rescale_acts_by_decoder_norm` false) | the same |
+| jumprelu | jumprelu | the same + threshold [d_sae] |
+| batchtopk | jumprelu: the form SAELens exports it as, its running threshold per latent | the same + threshold |
+| gated | gated | W_enc, W_dec, b_dec, b_gate, r_mag, b_mag (no b_enc) |
+| standard transcoder | transcoder (`d_out`; W_dec [d_sae, d_out], b_dec [d_out]) | W_enc, b_enc, W_dec, b_dec |
+| jumprelu / batchtopk transcoder | jumprelu_transcoder | the same + threshold |
+
+SAELens has no topk or gated transcoder, so those are refused. Activation normalisation is
+folded into the weights when toymodels trains (as SAELens does at the end of training), so a saved
+folder says `normalize_activations: "none"`; the SAE's full toymodels config, when it says more
+than the SAELens fields do, rides along in `metadata.toymodels_config`, which SAELens keeps and
+ignores, so that save → load gives back the same `SAEConfig`.
+
+Reading also accepts what SAELens itself may leave behind, each mapped exactly:
+- `topk` with `rescale_acts_by_decoder_norm` true: the decoder norms are folded into the encoder
+  (W_enc·‖W_dec,i‖, b_enc·‖W_dec,i‖, W_dec/‖W_dec,i‖), as SAELens's own inference export does;
+- a `batchtopk` training checkpoint (its scalar `topk_threshold`): the jumprelu it exports;
+- `normalize_activations: "expected_average_only_in"` with the factor s in the folder's
+  `activation_scaler.json` (a training checkpoint) or given as `scaling_factor=`: folded as
+  SAELens's `fold_activation_norm_scaling_factor` (W_enc·s, W_dec/s, b_dec/s);
+- pre-6.0 configs (`hook_point`, `activation_fn`, a boolean `normalize_activations` …), read with
+  SAELens's own defaults.
+Refused, with the reason: `constant_norm_rescale` and `layer_norm` normalisation (per-example
+rescalings no fixed weights express), `skip_transcoder` (its W_skip), a non-trivial
+`finetuning_scaling_factor`, and other activation functions of pre-6.0 configs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import save_file
+
+from toymodels.io._files import (
+    build,
+    check_tensors,
+    fail,
+    field,
+    folder_of,
+    need,
+    positive_int,
+    read_json,
+    read_safetensors,
+)
+from toymodels.sae.config import SAEConfig
+from toymodels.sae.model import SAE
+
+__all__ = ["CFG_FILENAME", "SAELENS_VERSION", "WEIGHTS_FILENAME", "load", "save"]
+
+#: the SAELens version whose format this module writes (metadata.sae_lens_version).
+SAELENS_VERSION = "6.18.0"
+CFG_FILENAME = "cfg.json"
+WEIGHTS_FILENAME = "sae_weights.safetensors"
+SCALER_FILENAME = "activation_scaler.json"  # SAELens training checkpoints' normalisation factor
+
+_BASE = ("W_enc", "b_enc", "W_dec", "b_dec")
+#: SAELens architecture → (tm architecture, is a transcoder, its tensors)
+_ARCHITECTURES: dict[str, tuple[str, bool, tuple[str, ...]]] = {
+    "standard": ("standard", False, _BASE),
+    "topk": ("topk", False, _BASE),
+    "jumprelu": ("jumprelu", False, _BASE + ("threshold",)),
+    "gated": ("gated", False, ("W_enc", "W_dec", "b_dec", "b_gate", "r_mag", "b_mag")),
+    "transcoder": ("standard", True, _BASE),
+    "jumprelu_transcoder": ("jumprelu", True, _BASE + ("threshold",)),
+    # training checkpoints (TrainingSAE.save_model); SAELens infers them as jumprelu
+    "batchtopk": ("batchtopk", False, _BASE + ("topk_threshold",)),
+    "matryoshka_batchtopk": ("batchtopk", False, _BASE + ("topk_threshold",)),
+}
+_REFUSED = {
+    "skip_transcoder": "its skip connection W_skip (x̂ += x W_skipᵀ) has no tm.SAE equivalent",
+}
+#: tm architecture → SAELens architecture, for an SAE and for a transcoder (None: refused).
+_SAVE_AS = {
+    "standard": ("standard", "transcoder"),
+    "topk": ("topk", None),
+    "jumprelu": ("jumprelu", "jumprelu_transcoder"),
+    "batchtopk": ("jumprelu", "jumprelu_transcoder"),
+    "gated": ("gated", None),
+}
+_DTYPES = ("float32", "float64", "float16", "bfloat16", "torch.float32", "torch.float64",
+           "torch.float16", "torch.bfloat16")  # SAELens's DTYPE_MAP
+_SHAPES = {"W_enc": ("d_in", "d_sae"), "W_dec": ("d_sae", "d_out"), "b_dec": ("d_out",),
+           "topk_threshold": ()}
+# SAELens ≥ 6 moved these top-level fields of older configs into `metadata`.
+_LLM_METADATA_KEYS = ("model_name", "hook_name", "model_class_name", "hook_head_index",
+                      "model_from_pretrained_kwargs", "prepend_bos", "exclude_special_tokens",
+                      "neuronpedia_id", "context_size", "seqpos_slice", "dataset_path",
+                      "sae_lens_version", "sae_lens_training_version", "hook_name_out",
+                      "hook_head_index_out")
+_TOYMODELS_KEY = "toymodels_config"
+
+
+# --- save ----------------------------------------------------------------------------------------
+
+
+def save(sae: SAE, folder: str | Path, *, hook_name: str | None = None,
+         model_name: str | None = None, **metadata: Any) -> Path:
+    """Write `sae` as a SAELens 6 folder (`cfg.json`, `sae_weights.safetensors`); return it.
+
+    `hook_name` and `model_name` (and any other `metadata`, JSON values, e.g. `hook_name_out` for
+    a transcoder) go to the config's `metadata`, over what `sae.metadata` already holds. SAELens
+    loads the folder with `SAE.load_from_disk(folder)`; `load(folder)` gives `sae` back exactly.
+    Existing files of those names in `folder` are overwritten.
+    """
+    if not isinstance(sae, SAE):
+        raise ValueError(f"sae must be a tm.SAE; got {type(sae).__name__}")
+    c = sae.config
+    name = _SAVE_AS[c.architecture][c.is_transcoder]
+    if name is None:
+        raise ValueError(f"sae: SAELens {SAELENS_VERSION} has no {c.architecture} transcoder "
+                         "(its transcoders are 'transcoder', ReLU, and 'jumprelu_transcoder')")
+    for key, value in (("hook_name", hook_name), ("model_name", model_name)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{key} must be a string or None; got {value!r}")
+    meta = dict(sae.metadata)
+    reshape = meta.pop("reshape_activations", "none")
+    meta.update(metadata)
+    if hook_name is not None or "hook_name" not in meta:
+        meta["hook_name"] = hook_name
+    if model_name is not None or "model_name" not in meta:
+        meta["model_name"] = model_name
+    meta.pop("sae_lens_version", None)
+    meta = {"sae_lens_version": SAELENS_VERSION,
+            # A SAE trained by toymodels was trained by no SAELens version: null, unless it came
+            # from a SAELens file that named one.
+            "sae_lens_training_version": meta.pop("sae_lens_training_version", None), **meta}
+    meta.pop(_TOYMODELS_KEY, None)
+    # What `load` would make of the SAELens fields alone; the rest rides along.
+    if c != _saelens_config(_ARCHITECTURES[name][0], c.d_in, c.d_sae,
+                            c.k if name == "topk" else None, c.d_out, c.subtracts_b_dec):
+        meta[_TOYMODELS_KEY] = dataclasses.asdict(c)
+    for key, value in meta.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"metadata[{key!r}] must be a JSON value; got {value!r}") from e
+
+    # Field order as SAELens's SAEConfig.to_dict writes it: the base fields, then the
+    # architecture's own, then `architecture`.
+    cfg: dict[str, Any] = {
+        "d_in": c.d_in, "d_sae": c.d_sae, "dtype": "float32", "device": "cpu",
+        "apply_b_dec_to_input": c.subtracts_b_dec, "normalize_activations": "none",
+        "reshape_activations": reshape, "metadata": meta,
+    }
+    if c.is_transcoder:
+        cfg["d_out"] = c.d_out
+    if name == "topk":
+        cfg |= {"k": c.k, "rescale_acts_by_decoder_norm": False}
+    cfg["architecture"] = name
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.array(v, np.float32, order="C") for k, v in sae.params.items()},
+              str(out / WEIGHTS_FILENAME))
+    with open(out / CFG_FILENAME, "w") as f:
+        json.dump(cfg, f)
+    return out
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+
+def load(folder: str | Path, *, scaling_factor: float | None = None) -> SAE:
+    """The SAE of a SAELens folder (`cfg.json` + `sae_weights.safetensors`).
+
+    `encode` and `decode` give what SAELens's `encode` and `decode` give on the same inputs;
+    `metadata` is the config's (hook_name, model_name …). `scaling_factor`: for a folder whose
+    `normalize_activations` is "expected_average_only_in" without an `activation_scaler.json`
+    (SAELens's `pretrained_saes.yaml` lists it as `norm_scaling_factor`); it is folded into the
+    weights. A malformed folder raises a ValueError naming the file and what is wrong.
+    """
+    path = folder_of(folder, "a SAELens folder with cfg.json and sae_weights.safetensors")
+    cfg_path = need(path, CFG_FILENAME, "a SAELens folder")
+    weights_path = need(path, WEIGHTS_FILENAME, "a SAELens folder")
+    cfg = read_json(cfg_path)
+    if _major_version(cfg_path, cfg) < 6:
+        cfg = _pre6(cfg_path, cfg)
+
+    name = field(cfg_path, cfg, "architecture", str, "standard")
+    if name in _REFUSED:
+        fail(cfg_path, f"architecture {name!r} is refused: {_REFUSED[name]}")
+    if name not in _ARCHITECTURES:
+        fail(cfg_path, f"unknown architecture {name!r} (known: {', '.join(_ARCHITECTURES)})")
+    architecture, transcoder, names = _ARCHITECTURES[name]
+    d_in = positive_int(cfg_path, cfg, "d_in")
+    d_sae = positive_int(cfg_path, cfg, "d_sae")
+    d_out = positive_int(cfg_path, cfg, "d_out") if transcoder else None
+    dtype = field(cfg_path, cfg, "dtype", str, "float32")
+    if dtype not in _DTYPES:
+        fail(cfg_path, f"field 'dtype' must be one of {', '.join(_DTYPES)}; got {dtype!r}")
+    subtract = field(cfg_path, cfg, "apply_b_dec_to_input", bool, True)
+    if transcoder and subtract:
+        fail(cfg_path, f"apply_b_dec_to_input must be false for a {name} (SAELens refuses it)")
+    reshape = field(cfg_path, cfg, "reshape_activations", str, "none")
+    if reshape not in ("none", "hook_z"):
+        fail(cfg_path, f"field 'reshape_activations' must be 'none' or 'hook_z'; got {reshape!r}")
+    metadata = dict(field(cfg_path, cfg, "metadata", dict, {}))
+
+    tensors = read_safetensors(weights_path)
+    _drop_unit_scaling_factor(weights_path, tensors)
+    sizes = {"d_in": d_in, "d_sae": d_sae, "d_out": d_out or d_in}
+    check_tensors(weights_path, tensors, {n: _SHAPES.get(n, ("d_sae",)) for n in names}, sizes,
+                  config=CFG_FILENAME, what=f"SAELens's {name!r} architecture")
+    params = {n: np.asarray(v, np.float32) for n, v in tensors.items()}
+
+    k = None
+    if architecture in ("topk", "batchtopk"):
+        k = cfg.get("k")
+        if isinstance(k, float) and k.is_integer():
+            k = int(k)
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k <= d_sae:
+            fail(cfg_path, f"field 'k' must be a number in (0, d_sae={d_sae}] for architecture "
+                 f"{name!r}; got {cfg.get('k', '(missing)')!r}")
+        if field(cfg_path, cfg, "rescale_acts_by_decoder_norm", bool, name != "topk"):
+            params = _fold_decoder_norms(weights_path, params)
+    if architecture == "batchtopk":  # the jumprelu SAELens exports: one threshold for all latents
+        params["threshold"] = np.full(d_sae, params.pop("topk_threshold"), np.float32)
+        if not isinstance(k, int):  # a fractional k has no tm config; its inference is jumprelu
+            architecture, k = "jumprelu", None
+
+    params = _fold_normalisation(path, cfg_path, field(
+        cfg_path, cfg, "normalize_activations", str, "none"), params, scaling_factor)
+    if reshape != "none":
+        metadata["reshape_activations"] = reshape
+    stored = metadata.pop(_TOYMODELS_KEY, None)
+    config = _saelens_config(architecture, d_in, d_sae, k, d_out, subtract)
+    if stored is not None:
+        config = _restore(cfg_path, stored, config)
+    return build(cfg_path, dataclasses.asdict(config), params, metadata)
+
+
+def _saelens_config(architecture: str, d_in: int, d_sae: int, k: int | None,
+                    d_out: int | None, subtract: bool) -> SAEConfig:
+    """The SAEConfig of what a SAELens config says (the training fields at their defaults)."""
+    return SAEConfig(d_in=d_in, d_sae=d_sae, architecture=architecture, k=k, d_out=d_out,
+                     apply_b_dec_to_input=subtract)
+
+
+def _restore(path: Path, stored: Any, config: SAEConfig) -> SAEConfig:
+    """The toymodels config a folder carries, which must say what its SAELens fields say."""
+    where = f"metadata.{_TOYMODELS_KEY}"
+    if not isinstance(stored, dict):
+        fail(path, f"{where} must be a JSON object; got {stored!r}")
+    known = {f.name for f in dataclasses.fields(SAEConfig)}
+    unknown = sorted(set(stored) - known)
+    if unknown:
+        fail(path, f"{where} has fields SAEConfig does not know: {', '.join(unknown)}")
+    try:
+        restored = SAEConfig(**stored)
+    except (TypeError, ValueError) as e:
+        fail(path, f"{where} is not a valid SAEConfig ({e})")
+    seen_as = "jumprelu" if restored.architecture == "batchtopk" else restored.architecture
+    says = "jumprelu" if config.architecture == "batchtopk" else config.architecture
+    for name, got, want in (("architecture", seen_as, says), ("d_in", restored.d_in, config.d_in),
+                            ("d_sae", restored.d_sae, config.d_sae),
+                            ("d_out", restored.d_out, config.d_out),
+                            ("apply_b_dec_to_input", restored.subtracts_b_dec,
+                             config.subtracts_b_dec)):
+        if got != want:
+            fail(path, f"{where} says {name}={got!r} but the SAELens fields say {want!r}")
+    if config.architecture == "topk" and restored.k != config.k:
+        fail(path, f"{where} says k={restored.k!r} but the SAELens field k is {config.k!r}")
+    return restored
+
+
+def _major_version(path: Path, cfg: dict[str, Any]) -> int:
+    """SAELens's version that wrote the config (0 when it does not say: a pre-6.0 config)."""
+    meta = cfg.get("metadata")
+    version = cfg.get("sae_lens_version") or (meta.get("sae_lens_version")
+                                              if isinstance(meta, dict) else None)
+    if not version:
+        return 0
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        fail(path, f"unreadable sae_lens_version {version!r}")
+
+
+def _pre6(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """A pre-6.0 config in the 6.x layout, with SAELens's defaults (handle_pre_6_0_config)."""
+    renames = {"hook_point": "hook_name", "hook_point_head_index": "hook_head_index",
+               "activation_fn_str": "activation_fn"}
+    old = {renames.get(k, k): v for k, v in cfg.items()}
+    new = {k: v for k, v in old.items() if k not in _LLM_METADATA_KEYS}
+    new["metadata"] = {k: old[k] for k in _LLM_METADATA_KEYS if k in old}
+    new.setdefault("architecture", "standard")
+    new.setdefault("reshape_activations", "hook_z" if "hook_z" in str(old.get("hook_name", ""))
+                   else "none")
+    activation = old.get("activation_fn") or "relu"
+    kwargs = old.get("activation_fn_kwargs") or {}
+    if activation == "topk" and isinstance(kwargs, dict) and kwargs.get("k") is not None:
+        new["architecture"], new["k"] = "topk", kwargs["k"]
+    elif activation != "relu" and new["architecture"] in ("standard", "transcoder"):
+        fail(path, f"activation_fn {activation!r} has no tm.SAE equivalent (relu and topk do)")
+    normalize = old.get("normalize_activations")
+    if isinstance(normalize, bool) or normalize is None:
+        new["normalize_activations"] = "expected_average_only_in" if normalize else "none"
+    return new
+
+
+def _drop_unit_scaling_factor(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    # Some SAELens versions stored an all-ones `scaling_factor`, which SAELens drops on loading;
+    # any other value is a fine-tuning scale no SAELens 6 architecture applies.
+    if "scaling_factor" in tensors:
+        if not np.allclose(tensors["scaling_factor"], 1.0):
+            fail(path, "tensor 'scaling_factor' is not all ones: a finetuning_scaling_factor, "
+                 "which no SAELens 6 architecture (nor tm.SAE) applies")
+        del tensors["scaling_factor"]
+
+
+def _fold_decoder_norms(path: Path, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """rescale_acts_by_decoder_norm: π·‖W_dec,i‖ is selected, f/‖W_dec,i‖ decoded; folded as
+    SAELens's _fold_norm_topk so that plain topk (or jumprelu) computes the same."""
+    n = np.linalg.norm(params["W_dec"], axis=-1)
+    if not (n > 0).all():
+        fail(path, "rescale_acts_by_decoder_norm divides by ‖W_dec,i‖, which is 0 for latents "
+             f"{np.flatnonzero(n <= 0).tolist()}")
+    return params | {"W_enc": params["W_enc"] * n, "b_enc": params["b_enc"] * n,
+                     "W_dec": params["W_dec"] / n[:, None]}
+
+
+def _fold_normalisation(folder: Path, cfg_path: Path, mode: str, params: dict[str, np.ndarray],
+                        scaling_factor: float | None) -> dict[str, np.ndarray]:
+    """Weights that read raw activations: SAELens's fold_activation_norm_scaling_factor."""
+    if mode == "none":
+        if scaling_factor is not None:
+            fail(cfg_path, "scaling_factor was given but normalize_activations is 'none' "
+                 "(the weights already read raw activations)")
+        return params
+    if mode != "expected_average_only_in":
+        fail(cfg_path, f"normalize_activations {mode!r} rescales each example by its own norm "
+             "(no fixed weights express it); only 'none' and 'expected_average_only_in' load")
+    if scaling_factor is None:
+        scaler = folder / SCALER_FILENAME
+        if not scaler.is_file():
+            fail(cfg_path, "normalize_activations is 'expected_average_only_in' but the folder "
+                 f"has no {SCALER_FILENAME} with the factor the weights expect inputs scaled by; "
+                 "pass it as load(folder, scaling_factor=…) (SAELens's pretrained_saes.yaml "
+                 "calls it norm_scaling_factor)")
+        scaling_factor = read_json(scaler).get("scaling_factor")
+        if scaling_factor is None:  # never estimated: SAELens trained on raw activations
+            return params
+        path = scaler
+    else:
+        path = cfg_path
+    s = scaling_factor
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not np.isfinite(s) or s <= 0:
+        fail(path, f"scaling_factor must be a finite number > 0; got {s!r}")
+    return params | {"W_enc": params["W_enc"] * np.float32(s),
+                     "W_dec": params["W_dec"] / np.float32(s),
+                     "b_dec": params["b_dec"] / np.float32(s)}
