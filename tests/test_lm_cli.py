@@ -3,6 +3,7 @@ harvest → train → analyse from the command line, resumable, every option doc
 
 import json
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -43,9 +44,14 @@ def test_train_sae_writes_a_resumable_sweep(trained, capsys):
     assert json.loads(ds.attrs["sae"])["b_dec_init"] == "mean"
     assert json.loads(ds.attrs["train"])["log_every"] == 3            # 60 / 20
     assert len(lm.ActivationStore(root / "acts")) == int(json.loads(ds.attrs["data"])["tokens"])
-    main(args)                                                        # resumes: nothing to train
+    main(args + ["--save-saelens", str(root / "saelens")])            # resumes: nothing to train
     out = capsys.readouterr().out
     assert "l0" in out and "dead" in out and "2 SAE(s) of 128 latents" in out
+    saved = tm.saelens.load(root / "saelens" / "l1_coefficient=0.1")
+    ours = lm.sae_from_sweep(ds, {"l1_coefficient": 0.1})
+    for name, value in ours.params.items():
+        np.testing.assert_array_equal(saved.params[name], value)
+    assert saved.metadata["hook_name"] == SITE and saved.metadata["model_name"] == str(root / "gpt2")
     table = lm_cli.summary_table(ds)
     assert list(table.index) == [0.01, 0.1] and (table["dead"] <= 1).all()
     with pytest.raises(SystemExit, match="neither SAEConfig nor TrainConfig"):

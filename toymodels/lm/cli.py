@@ -183,6 +183,10 @@ def _add_train_sae(p: argparse.ArgumentParser) -> None:
                         "(default: the largest divisor up to steps / 20)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the SHA-256 check of the store's shards when opening it")
+    p.add_argument("--save-saelens", default=None, metavar="DIR",
+                   help="also write every trained SAE as a SAELens folder (cfg.json + "
+                        "sae_weights.safetensors, loadable with SAELens's SAE.load_from_disk) "
+                        "under DIR, one sub-folder per grid point named by its values")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -219,6 +223,30 @@ def _run_train_sae(args) -> None:
     print(summary_table(ds).to_string(float_format=lambda v: f"{v:.4g}"))
     print(f"{ds['loss'].size} SAE(s) of {config.d_sae} latents on {len(store)} tokens of "
           f"{store.model} {', '.join(store.input_sites)}; results in {args.out}")
+    if args.save_saelens:
+        for folder in save_saelens(ds, args.save_saelens):
+            print(f"wrote {folder}")
+
+
+def save_saelens(ds, root) -> list:
+    """Every SAE of a store sweep as a SAELens folder under `root`, named by its grid values
+    (`l1_coefficient=3,seed=0`; `sae` for a sweep without a grid); returns the folders."""
+    import itertools
+    from pathlib import Path
+
+    from toymodels.io import saelens
+    from toymodels.lm.saes import sae_from_sweep
+
+    dims = list(ds["loss"].dims)
+    values = [ds[d].values.tolist() if d in ds.coords else list(range(ds.sizes[d])) for d in dims]
+    folders = []
+    for combo in itertools.product(*values):
+        point = dict(zip(dims, combo))
+        sae = sae_from_sweep(ds, point)
+        name = ",".join(f"{d}={v:g}" if isinstance(v, float) else f"{d}={v}"
+                        for d, v in point.items()) or "sae"
+        folders.append(saelens.save(sae, Path(root) / name))
+    return folders
 
 
 def summary_table(ds):

@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from toymodels import analysis
 from toymodels.lm.harvesting import encode, token_strings
 from toymodels.lm.hooks import _first
 from toymodels.lm.saes import decode_rows, encode_rows, sae_site
@@ -277,21 +278,13 @@ def _next_token(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor):
 
 def reconstruction_metrics(x: np.ndarray, x_hat: np.ndarray, feature_acts: np.ndarray
                            ) -> dict[str, float]:
-    r"""Reconstruction metrics of n rows: x, x̂ (n, d), f (n, d_sae).
-
-    mse = (1/n) Σ_b ‖x̂_b − x_b‖²; fvu = Σ_b ‖x_b − x̂_b‖² / Σ_b ‖x_b − x̄‖² (about the mean x̄, not
-    zero); explained_variance = 1 − fvu; l0 = (1/n) Σ_b #{i: f_bi > 0}; l2_ratio = mean over rows
-    with x_b ≠ 0 of ‖x̂_b‖ / ‖x_b‖.
-    """
-    x, x_hat = np.asarray(x, np.float64), np.asarray(x_hat, np.float64)
-    err = np.sum((x_hat - x) ** 2)
-    var = np.sum((x - x.mean(0)) ** 2)
-    fvu = err / var if var > 0 else float("nan")
-    norms = np.linalg.norm(x, axis=1)
-    live = norms > 0
-    return {"mse": float(err / len(x)), "fvu": float(fvu), "explained_variance": float(1 - fvu),
-            "l0": float(np.mean(np.sum(np.asarray(feature_acts) > 0, axis=1))),
-            "l2_ratio": float(np.mean(np.linalg.norm(x_hat, axis=1)[live] / norms[live]))}
+    """`tm.analysis`'s reconstruction and sparsity metrics of n rows x, x̂ (n, d), f (n, d_sae):
+    mse, fvu (about the mean), explained_variance, l2_ratio and l0, as floats."""
+    return {"mse": float(analysis.mse(x, x_hat)),
+            "fvu": float(analysis.fraction_of_variance_unexplained(x, x_hat)),
+            "explained_variance": float(analysis.explained_variance(x, x_hat)),
+            "l0": float(analysis.l0(feature_acts)),
+            "l2_ratio": float(analysis.l2_ratio(x, x_hat))}
 
 
 def splice_effects(model, tokenizer, sae: SAE, texts: Sequence[str], *, site: str | None = None,
@@ -310,8 +303,9 @@ def splice_effects(model, tokenizer, sae: SAE, texts: Sequence[str], *, site: st
       batch_size: texts per forward pass.
 
     Returns:
-      {"tokens": real tokens, "texts", the reconstruction metrics at the site on those tokens
-      (`reconstruction_metrics`: mse, fvu, explained_variance, l0, l2_ratio), and downstream:}
+      {"tokens": real tokens, "texts", the reconstruction metrics at the site on all those tokens
+      together (`reconstruction_metrics`: mse, fvu, explained_variance, l0, l2_ratio; FVU about
+      their mean), and downstream:}
       - "logits" models: ce_clean, ce_spliced, ce_zero (mean next-token cross-entropy in nats over
         every real token that has a successor), ce_increase = ce_spliced − ce_clean, kl = mean
         KL(p_clean ‖ p_spliced) over the same predictions, ce_recovered =
