@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-slow bench reproduce figures clean
+.PHONY: demo test test-slow bench reproduce figures clean lm-demo
 
 $(BIN)/toymodels: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,23 @@ demo: $(BIN)/toymodels
 
 test: $(VENV)/.lm-installed
 	$(BIN)/python -m pytest -q
+
+# The language-model demo: harvest all-MiniLM-L6-v2's block-3 residual stream from 3,600 corpus
+# sentences, train two SAEs of 8 × 384 latents, splice one into the model on the 400 held-out
+# sentences, and find what its latents mean (figures/lm_*.png). Minutes on 2 CPU cores; resumable.
+LM_DEMO  := results/lm-demo
+LM_SAE   := $(LM_DEMO)/sae --point l1_coefficient=5
+LM_PROMPT := "I was thrilled when the train arrived early in Paris."
+lm-demo: $(VENV)/.lm-installed
+	$(BIN)/toymodels lm harvest --model all-MiniLM-L6-v2 --site blocks.3.hook_resid_post \
+		--limit 3600 --out $(LM_DEMO)/acts
+	$(BIN)/toymodels lm train-sae $(LM_DEMO)/acts --out $(LM_DEMO)/sae \
+		--grid l1_coefficient=2,5 --steps 1500 --batch-size 1024
+	$(BIN)/toymodels lm evaluate $(LM_SAE) --skip 3600 --store $(LM_DEMO)/acts
+	$(BIN)/toymodels lm top-features $(LM_SAE) --prompt $(LM_PROMPT) \
+		--heatmap figures/lm_top_features.png
+	$(BIN)/toymodels lm contrast $(LM_SAE) --store $(LM_DEMO)/acts --figure figures/lm_contrast.png \
+		--contexts-figure figures/lm_latent_contexts.png
 
 # Reproduction runs too slow for CI (marked `slow`).
 test-slow: $(BIN)/toymodels

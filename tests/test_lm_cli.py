@@ -2,6 +2,7 @@
 harvest → train → analyse from the command line, resumable, every option documented."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -101,13 +102,15 @@ def test_latent_and_contrast(trained, tmp_path, capsys):
 
     (tmp_path / "a.txt").write_text("\n".join(lm.prompts()["happy"]))
     (tmp_path / "b.txt").write_text("\n".join(lm.prompts()["angry"]))
-    csv = tmp_path / "table.csv"
+    csv, contexts = tmp_path / "table.csv", tmp_path / "contexts.png"
     main(["lm", "contrast", str(root / "sae"), "--point", "l1_coefficient=0.01", "--set",
           f"happy={tmp_path / 'a.txt'}", "--set", f"angry={tmp_path / 'b.txt'}", "--csv",
-          str(csv), "--quiet"])
+          str(csv), "--store", str(root / "acts"), "--contexts-figure", str(contexts), "--quiet"])
     out = capsys.readouterr().out
     assert "(set, latent) tests significant at FDR 0.05 (first against second" in out
     assert "happy: 48, angry: 48 prompts" in out
+    assert re.search(r"\n(happy|angry): latent \d+ \(fires on", out)      # its store contexts
+    assert contexts.stat().st_size > 1000
     import pandas as pd
 
     table = pd.read_csv(csv)

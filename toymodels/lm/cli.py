@@ -348,6 +348,12 @@ def _add_contrast(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", default=None, help="write every tested (set, latent) row here")
     p.add_argument("--figure", default=None,
                    help="write the per-prompt activations of the strongest latents (PNG) here")
+    p.add_argument("--store", default=None,
+                   help="a store of the SAE's site: print the max-activating contexts of each "
+                        "set's strongest latent (the one its prompts raise most) from it")
+    p.add_argument("--contexts-figure", default=None,
+                   help="with --store: draw the contexts of the strongest latent of the first set "
+                        "that has one (PNG) here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -380,6 +386,42 @@ def _run_contrast(args) -> None:
 
         contrast_strips(table, activations, statistic=args.statistic).savefig(args.figure, dpi=150)
         print(f"wrote {args.figure}")
+    if args.store:
+        _contexts_of_strongest(args, sae, tokenizer, significant, list(sets))
+
+
+def _contexts_of_strongest(args, sae, tokenizer, significant, names) -> None:
+    """Each set's strongest significant latent (the one it raises most): its contexts."""
+    import numpy as np
+
+    from toymodels.lm.features import format_contexts, latent_stats, max_activating_contexts
+    from toymodels.lm.store import ActivationStore
+
+    store = ActivationStore(args.store, site=sae.metadata.get("hook_name"))
+    stats = latent_stats(store, sae, n_top=8, progress=not args.quiet)
+    drawn = False
+    for name in names:
+        # The rows where this set raises the latent; with two sets, the first's table rows
+        # with a negative effect are the second's.
+        raised = significant["effect"] * np.where(significant["set"] == name, 1, -1)
+        mine = (significant["set"] == name) | (len(names) == 2)
+        rows = significant.assign(raised=raised)[mine & (raised > 0)]
+        if rows.empty:
+            continue
+        latent = int(rows.sort_values("raised", ascending=False, kind="stable").iloc[0]["latent"])
+        contexts = max_activating_contexts(store, sae, stats, latent, tokenizer=tokenizer, n=5)
+        density = float(stats.density[latent])
+        print(f"\n{name}: latent {latent} (fires on {100 * density:.3g} % of the store's tokens)")
+        print(format_contexts(contexts) or "(it never fires in the store)")
+        if args.contexts_figure and contexts and not drawn:
+            from toymodels.plots.lm import latent_contexts
+
+            latent_contexts(contexts, latent, density=density,
+                            title=f"latent {latent}, the strongest “{name}” latent: its top "
+                                  f"contexts in the store ({100 * density:.3g} % of tokens)"
+                            ).savefig(args.contexts_figure, dpi=150)
+            print(f"wrote {args.contexts_figure}")
+            drawn = True
 
 
 def _lines(path: str) -> list[str]:
@@ -392,9 +434,14 @@ def _lines(path: str) -> list[str]:
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
     _add_sae_arguments(p)
-    p.add_argument("--texts", default=None,
-                   help="a UTF-8 file, one text per line, to splice the SAE into (default: the "
-                        "shipped contrast prompts, 144 texts the corpus does not contain)")
+    texts = p.add_mutually_exclusive_group()
+    texts.add_argument("--texts", default=None,
+                       help="a UTF-8 file, one text per line, to splice the SAE into (default: "
+                            "the shipped corpus, as harvest; with --skip, the lines a harvest "
+                            "--limit left out)")
+    texts.add_argument("--prompts", action="store_true",
+                       help="use the shipped contrast prompts instead (144 texts in another "
+                            "style than the corpus)")
     p.add_argument("--skip", type=int, default=0,
                    help="skip the first SKIP lines of --texts (e.g. those harvested for training)")
     p.add_argument("--limit", type=int, default=None, help="use at most this many texts")
@@ -410,14 +457,15 @@ def _run_evaluate(args) -> None:
     import numpy as np
 
     from toymodels.lm.splice import splice_effects
-    from toymodels.lm.texts import prompts
+    from toymodels.lm.texts import corpus_path, prompts
 
     sae = _sae(args)
-    if args.texts:
-        texts = [t for t in _text_lines(args.texts, skip=args.skip, limit=args.limit) if t.strip()]
-    else:
+    if args.prompts:
         texts = [t for ps in prompts().values() for t in ps][args.skip:]
         texts = texts[:args.limit] if args.limit else texts
+    else:
+        texts = [t for t in _text_lines(args.texts or corpus_path(), skip=args.skip,
+                                        limit=args.limit) if t.strip()]
     if not texts:
         raise SystemExit("--texts: no texts left to evaluate on")
     model, tokenizer = _model(args, sae)
