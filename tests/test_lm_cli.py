@@ -53,8 +53,14 @@ def test_train_sae_writes_a_resumable_sweep(trained, capsys):
     for name, value in ours.params.items():
         np.testing.assert_array_equal(saved.params[name], value)
     assert saved.metadata["hook_name"] == SITE and saved.metadata["model_name"] == str(root / "gpt2")
-    table = lm_cli.summary_table(ds)
-    assert list(table.index) == [0.01, 0.1] and (table["dead"] <= 1).all()
+    store = lm.ActivationStore(root / "acts")
+    table = lm_cli.summary_table(ds, store)
+    assert list(table.index) == [0.01, 0.1]
+    assert list(table.columns) == ["l0", "fvu", "mse", "dead", "median_density", "diverged"]
+    x = np.concatenate(list(store.chunks(4096)))                # the store is below the sample
+    fires = lm.encode_rows(ours, x) > 0
+    assert table.loc[0.1, "dead"] == pytest.approx(np.mean(~fires.any(0)))
+    assert table.loc[0.1, "l0"] == pytest.approx(float(ds.l0.sel(l1_coefficient=0.1)))
     with pytest.raises(SystemExit, match="neither SAEConfig nor TrainConfig"):
         main(args[:-1] + ["--set", "colour=red"])
 

@@ -220,7 +220,7 @@ def _run_train_sae(args) -> None:
             for name, values in _pairs(args.grid, "--grid").items()}
     ds = tm.sweep(config, grid, train, data=store, out=args.out,
                   progress=False if args.quiet else None)
-    print(summary_table(ds).to_string(float_format=lambda v: f"{v:.4g}"))
+    print(summary_table(ds, store).to_string(float_format=lambda v: f"{v:.4g}"))
     print(f"{ds['loss'].size} SAE(s) of {config.d_sae} latents on {len(store)} tokens of "
           f"{store.model} {', '.join(store.input_sites)}; results in {args.out}")
     if args.save_saelens:
@@ -231,17 +231,13 @@ def _run_train_sae(args) -> None:
 def save_saelens(ds, root) -> list:
     """Every SAE of a store sweep as a SAELens folder under `root`, named by its grid values
     (`l1_coefficient=3,seed=0`; `sae` for a sweep without a grid); returns the folders."""
-    import itertools
     from pathlib import Path
 
     from toymodels.io import saelens
     from toymodels.lm.saes import sae_from_sweep
 
-    dims = list(ds["loss"].dims)
-    values = [ds[d].values.tolist() if d in ds.coords else list(range(ds.sizes[d])) for d in dims]
     folders = []
-    for combo in itertools.product(*values):
-        point = dict(zip(dims, combo))
+    for point in grid_points(ds):
         sae = sae_from_sweep(ds, point)
         name = ",".join(f"{d}={v:g}" if isinstance(v, float) else f"{d}={v}"
                         for d, v in point.items()) or "sae"
@@ -249,19 +245,43 @@ def save_saelens(ds, root) -> list:
     return folders
 
 
-def summary_table(ds):
-    """One row per SAE of a sweep: L0, FVU, MSE (means over the last logging interval) and the
-    fraction of dead latents (never fired over the trainer's last dead_window steps; in a sweep
-    over d_sae, of each SAE's own latents)."""
-    dead = ds["latent_density"] == 0
-    if "latent_mask" in ds:
-        dead = (dead & ds["latent_mask"]).sum("latent") / ds["latent_mask"].sum("latent")
-    else:
-        dead = dead.mean("latent")
-    table = ds[["l0", "fvu", "mse", "diverged"]].assign(dead=dead)
-    if not ds["loss"].dims:
-        table = table.expand_dims(sae=[0])
-    return table.to_dataframe()[["l0", "fvu", "mse", "dead", "diverged"]]
+def grid_points(ds) -> list[dict]:
+    """Every grid point of a sweep as {dim: value}, in C order."""
+    import itertools
+
+    dims = list(ds["loss"].dims)
+    values = [ds[d].values.tolist() if d in ds.coords else list(range(ds.sizes[d])) for d in dims]
+    return [dict(zip(dims, combo)) for combo in itertools.product(*values)]
+
+
+def summary_table(ds, store=None, sample: int = 1 << 16):
+    """One row per SAE of a sweep: L0, FVU, MSE (means over the last logging interval) and, with
+    the store, the fraction of latents that never fire on `sample` of its tokens (all of them if
+    fewer) with the final parameters (`dead`), and the median latent density there.
+
+    The trainer's own `latent_density` counts firings over its last dead_window steps while the
+    parameters still move, so a latent that died during that window does not count as dead there.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from toymodels.lm.saes import encode_rows, sae_from_sweep
+
+    points = grid_points(ds)
+    frame = pd.DataFrame([{**point, **{k: float(ds[k].sel(point)) if point else float(ds[k])
+                                       for k in ("l0", "fvu", "mse")}} for point in points])
+    if store is not None:
+        rng = np.random.default_rng(0)
+        rows = np.sort(rng.choice(len(store), min(sample, len(store)), replace=False))
+        x = store.read(rows)
+        x = x[0] if isinstance(x, tuple) else x
+        density = [(encode_rows(sae_from_sweep(ds, point), x) > 0).mean(0) for point in points]
+        frame["dead"] = [float(np.mean(d == 0)) for d in density]
+        frame["median_density"] = [float(np.median(d)) for d in density]
+    frame["diverged"] = [bool(ds["diverged"].sel(point)) if point else bool(ds["diverged"])
+                         for point in points]
+    dims = list(ds["loss"].dims)
+    return frame.set_index(dims) if dims else frame
 
 
 # ------------------------------------------------------------------------------ analysing an SAE

@@ -65,7 +65,7 @@ def token_latent_heatmap(tokens: Sequence[str], feature_acts: np.ndarray, *,
     if len(latents) == 0:
         raise ValueError("no latent fires on this prompt: nothing to draw")
     values = f[:, latents].T
-    height = min(10.0, 1.4 + 0.22 * len(latents))
+    height = min(10.0, 1.4 + 0.18 * len(latents))
     fig = style.new_figure(min(style.WIDTH, 1.8 + 0.42 * len(tokens)), height)
     ax = fig.add_subplot()
     image = ax.imshow(values, aspect="auto", cmap=ACTIVATION_CMAP, vmin=0,
