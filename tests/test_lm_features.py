@@ -100,6 +100,10 @@ def test_latent_stats_match_brute_force(tmp_path):
         np.testing.assert_array_equal(stats.top_rows[i], np.where(f[order, i] > 0, order, -1))
         np.testing.assert_allclose(stats.top_values[i], f[order, i], rtol=1e-6)
     assert (stats.top_rows[9] == -1).all() and stats.max[9] == 0
+    everything = features.latent_stats(store, sae, n_top=200)              # more than the store
+    assert everything.top_rows.shape == (10, 200)
+    np.testing.assert_array_equal(np.sort(everything.top_rows[0][everything.top_rows[0] >= 0]),
+                                  np.flatnonzero(f[:, 0] > 0))
 
     contexts = features.max_activating_contexts(store, sae, stats, 2, tokenizer=Ids(), n=3,
                                                 before=2, after=1)

@@ -2,6 +2,11 @@
 
     toymodels lm harvest --model all-MiniLM-L6-v2 --site blocks.3.hook_resid_post --out acts/minilm
     toymodels lm info acts/minilm
+    toymodels lm train-sae acts/minilm --out results/sae --grid l1_coefficient=2,5
+    toymodels lm evaluate | top-features | latent | contrast results/sae --point l1_coefficient=5 …
+
+The analysis commands read which model and site an SAE belongs to from its sweep's results (the
+store's description, `toymodels.lm.saes.sae_from_sweep`) and load a causal LM with its LM head.
 
 `register(subparsers)` adds the `lm` group to the main parser; each command is a (name, help,
 add_arguments, run) entry of `COMMANDS`, so a new one is one more entry. Nothing here imports

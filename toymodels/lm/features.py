@@ -141,35 +141,42 @@ def _check_store(store: ActivationStore, sae: SAE) -> None:
         raise ValueError(f"store: its width {width} is not the SAE's d_in={sae.d_in}")
 
 
-def latent_stats(store: ActivationStore, sae: SAE, *, n_top: int = 20, rows: int = 8192,
+def latent_stats(store: ActivationStore, sae: SAE, *, n_top: int = 20, rows: int | None = None,
                  progress: bool = False) -> LatentStats:
-    """Encode the whole store once: each latent's density, max and top-`n_top` rows."""
+    """Encode the whole store once: each latent's density, max and top-`n_top` rows.
+
+    `rows` store rows are encoded at a time (default: about 2²⁵ activations, 128 MiB, per chunk).
+    """
     _check_store(store, sae)
     if not isinstance(n_top, int) or n_top < 1:
         raise ValueError(f"n_top must be an integer ≥ 1, got {n_top!r}")
-    d = sae.d_sae
-    fired = np.zeros(d, np.int64)
-    best_rows = np.full((n_top, d), -1, np.int64)
-    best = np.zeros((n_top, d), np.float32)
+    rows = rows if rows is not None else max(256, (1 << 25) // sae.d_sae)
+    fired = np.zeros(sae.d_sae, np.int64)
+    best = np.zeros((0, sae.d_sae), np.float32)           # (kept, d_sae), unordered
+    best_rows = np.zeros((0, sae.d_sae), np.int64)
     start = 0
     for chunk in tqdm(store.chunks(rows), total=-(-len(store) // rows), disable=not progress,
                       desc="encode store", unit="chunk"):
-        x = chunk[0] if isinstance(chunk, tuple) else chunk
-        f = encode_rows(sae, x)
+        f = encode_rows(sae, chunk[0] if isinstance(chunk, tuple) else chunk)
         fired += np.sum(f > 0, axis=0)
         values = np.concatenate([best, f])
-        index = np.concatenate([best_rows, start + np.broadcast_to(np.arange(len(f))[:, None],
-                                                                   f.shape)])
         keep = min(n_top, len(values))
-        top = np.argpartition(-values, keep - 1, axis=0)[:keep]
+        top = np.argpartition(-values, keep - 1, axis=0)[:keep]     # positions in `values`
+        old = top < len(best)
+        rows_of_old = np.take_along_axis(best_rows, np.where(old, top, 0), axis=0) \
+            if len(best) else 0
+        best_rows = np.where(old, rows_of_old, start + top - len(best))
         best = np.take_along_axis(values, top, axis=0)
-        best_rows = np.take_along_axis(index, top, axis=0)
         start += len(f)
     order = np.argsort(-best, axis=0, kind="stable")
     best = np.take_along_axis(best, order, axis=0).T
     best_rows = np.take_along_axis(best_rows, order, axis=0).T
     best_rows = np.where(best > 0, best_rows, -1)
     best = np.where(best > 0, best, 0.0)
+    if best.shape[1] < n_top:                             # a store of fewer than n_top tokens
+        pad = n_top - best.shape[1]
+        best = np.pad(best, ((0, 0), (0, pad)))
+        best_rows = np.pad(best_rows, ((0, 0), (0, pad)), constant_values=-1)
     return LatentStats(density=fired / max(start, 1), max=best[:, 0].copy(), top_rows=best_rows,
                        top_values=best, tokens=start)
 
