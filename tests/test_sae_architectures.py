@@ -37,8 +37,8 @@ from sae_reference import (
 )
 from toymodels.sae.architectures import Context
 
-# One example is a few milliseconds once its case has compiled; 25 per case and property keeps
-# this file near 20 s on 2 cores.
+# One example costs a few milliseconds once its case has compiled (each case compiles once): 25
+# per case and property keep this file near 30 s of CPU.
 EXAMPLES = settings(max_examples=25, deadline=None)
 BATCH = 16
 #: batch entries this close to a decision of the forward pass (a top-k cut, a jump, a kernel's
@@ -145,10 +145,16 @@ def test_encode_decode_of_published_weights_equal_numpy(case, seed, lead):
     sae = tm.SAE(cfg, published)
     x = rng.normal(0, 1, lead + (cfg.d_in,)).astype(np.float32)
     f_ref = np_encode(cfg, published, x)
-    if cfg.architecture == "topk":  # no near-tie at the k-th largest pre-activation
-        xin = x.reshape(-1, cfg.d_in) - (published["b_dec"] if subtracts_b_dec(cfg) else 0)
-        pre = np.sort(xin @ published["W_enc"] + published["b_enc"], axis=-1)[:, ::-1]
-        assume(np.min(pre[:, cfg.k - 1] - pre[:, cfg.k]) > MARGIN)
+    # away from every decision: a near-tie at the k-th largest π, π at θ, a gate at 0
+    xin = x.reshape(-1, cfg.d_in) - (published["b_dec"] if subtracts_b_dec(cfg) else 0)
+    if cfg.architecture == "gated":
+        assume(np.min(np.abs(xin @ published["W_enc"] + published["b_gate"])) > MARGIN)
+    else:
+        pre = xin @ published["W_enc"] + published["b_enc"]
+        assume(np.min(np.abs(pre - published.get("threshold", 0.0))) > MARGIN)
+        if cfg.architecture == "topk":
+            pre = np.sort(pre, axis=-1)[:, ::-1]
+            assume(np.min(pre[:, cfg.k - 1] - pre[:, cfg.k]) > MARGIN)
     f = sae.encode(x)
     assert f.shape == lead + (cfg.d_sae,)
     np.testing.assert_allclose(f, f_ref, rtol=1e-5, atol=1e-5)

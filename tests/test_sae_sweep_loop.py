@@ -1,4 +1,4 @@
-"""Vmapped sweep == Python loop over points, for every architecture (`sae_reference.ENGINE_CASES`).
+"""Vmapped sweep == Python loop over points, for each architecture (`sae_reference.ENGINE_CASES`).
 
 The sharded, vmapped sweep of a small grid equals training each grid point alone with the
 trainer's own `init` / `step` / `outputs` in a Python loop, one compilation of the step serving

@@ -1,12 +1,14 @@
-"""What the sweep engine promises toy models holds for SAE sweeps: chunk-size independence
-(in-graph and host data), `diverged` flagged and contained in its vmapped block, and resume after
-SIGKILL without retraining finished chunks.
+"""What the sweep engine promises toy models holds for SAE sweeps: host data (here transcoder
+pairs) trains as a Python loop over its batches does, chunk-size independence, `diverged` flagged
+and contained in its vmapped block, and resume after SIGKILL without retraining finished chunks.
 """
 
+import dataclasses
 import math
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import toymodels as tm
@@ -14,6 +16,32 @@ from killed_sweep import kill_after_chunks
 from sae_reference import CASES, ground_truth, with_coefficients
 
 TRAIN = tm.TrainConfig(steps=6, batch_size=16, log_every=3, lr=3e-3)
+
+
+def test_host_pairs_train_as_a_python_loop_over_their_batches():
+    """A transcoder fed (input, target) pairs from the host: every SAE sees the same batches,
+    initialises on the first (which it also trains on) and differs only by its own values."""
+    cfg = with_coefficients(CASES["transcoder"])
+    rng = np.random.default_rng(0)
+    pairs = [(rng.normal(size=(TRAIN.batch_size, cfg.d_in)).astype(np.float32),
+              rng.normal(size=(TRAIN.batch_size, cfg.d_out)).astype(np.float32))
+             for _ in range(TRAIN.steps)]
+    grid = {"l1_coefficient": [0.05, 0.5], "seed": [0, 1]}
+    ds = tm.sweep(cfg, grid, TRAIN, data=pairs, progress=False)
+    trainer = cfg.make_trainer(TRAIN, pairs)
+    init, step = jax.jit(trainer.init), jax.jit(trainer.step)
+    for l1 in grid["l1_coefficient"]:
+        for seed in grid["seed"]:
+            swept = trainer.swept(with_coefficients(cfg, l1_coefficient=l1),
+                                  dataclasses.replace(TRAIN, seed=seed), 0)
+            state = init(swept, pairs[0])
+            for t, pair in enumerate(pairs):
+                state, _ = step(state, swept, pair, jnp.int32(t))
+            point = ds.sel(l1_coefficient=l1, seed=seed)
+            for name, array in trainer.outputs(state).items():
+                np.testing.assert_allclose(point[name], array, rtol=1e-4, atol=1e-5, err_msg=name)
+    assert ds.W_dec.dims == ("l1_coefficient", "seed", "latent", "d_out")
+    assert not ds.diverged.any()
 
 
 def test_chunk_size_does_not_change_results_with_host_data():
