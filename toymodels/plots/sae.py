@@ -124,6 +124,9 @@ def sae_recovery(ds: xr.Dataset) -> Figure:
         if log_x:
             ax.set_xscale("log")
         ax.set_yscale("log", base=2)
+        ax.set_xticks(np.sort(x), [f"{v:g}" for v in np.sort(x)], rotation=45 if len(x) > 4 else 0)
+        ax.set_yticks(np.sort(ratio), [_ratio(r) for r in np.sort(ratio)])
+        ax.minorticks_off()
         ax.set_xlabel(coefficient.replace("_", " "))
         ax.set_title(title, fontsize=8.5)
         fig.colorbar(mesh, ax=ax, shrink=0.85, pad=0.02)
@@ -141,6 +144,11 @@ def sae_recovery(ds: xr.Dataset) -> Figure:
                  f"{n_true} features, ~{data.get('mean_active')} active"
                  f"{' (mean of %d seeds)' % ds.sizes['seed'] if 'seed' in ds.dims else ''}")
     return fig
+
+
+def _ratio(r: float) -> str:
+    """A dictionary ratio as '1/4', '1', '2'."""
+    return f"{r:g}" if r >= 1 else f"1/{1 / r:g}"
 
 
 def _lin_edges(values) -> np.ndarray:
@@ -194,8 +202,10 @@ def latent_density(ds: xr.Dataset) -> Figure:
     ax.set_ylabel("latents")
     ax.legend(fontsize=7, frameon=False)
     cfg = sae_config(ds)
-    ax.set_title(f"Latent density of {cfg['architecture']} SAEs (d_sae = {cfg['d_sae']}"
-                 f"{'' if 'd_sae' not in others else ''})")
+    width = int(ds["d_sae"]) if "d_sae" in ds.coords else cfg["d_sae"]
+    window = json.loads(ds.attrs["sae"])["dead_window"]
+    ax.set_title(f"Latent density of {cfg['architecture']} SAEs, d_sae = {width} "
+                 f"(over the last {window} steps)")
     return fig
 
 
