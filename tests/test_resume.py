@@ -1,16 +1,12 @@
 """A killed sweep loses only the chunk in flight, and re-running it resumes."""
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 
 import toymodels as tm
+from killed_sweep import kill_after_chunks
 
 SCRIPT = textwrap.dedent("""
     import sys
@@ -26,20 +22,7 @@ GRID = {"feature_probability": [1.0, 0.5, 0.2, 0.1, 0.05, 0.02], "seed": [0, 1]}
 
 def test_killed_sweep_resumes_without_retraining(tmp_path):
     steps = 3000
-    out = tmp_path / "run"
-    script = tmp_path / "run.py"
-    script.write_text(SCRIPT.format(steps=steps))
-    proc = subprocess.Popen([sys.executable, str(script), str(out)])
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and len(list((out / "chunks").glob("*.npz"))) < 2:
-            assert proc.poll() is None, "the sweep finished before it could be killed"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        proc.kill()
-    finished = {f.name: f.stat().st_mtime_ns for f in (out / "chunks").glob("*.npz")}
+    out, finished = kill_after_chunks(SCRIPT.format(steps=steps), tmp_path, 2)
     assert 2 <= len(finished) < 6, finished
     assert not (out / "results.nc").exists()
 

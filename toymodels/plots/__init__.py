@@ -32,6 +32,11 @@ shows every seed, and their mean).
 - `latent_density.png` (`latent_density`): any SAE sweep: log latent-density histograms.
 - `sae_toy_directions.png` (`sae_toy_directions`): every SAE sweep on a 2-D toy model's
   activations, drawn together (ARENA's picture, with and without resampling).
+- `universality_similarity.png` (`universality_similarity`), `universality_vs_recovery.png`
+  (`universality_vs_recovery`) and the table `universality_feature_splits.csv`
+  (`feature_split_table`): an SAE sweep on GroundTruth over d_sae (≥ 2 widths) and seed (≥ 2
+  seeds): the pairwise similarity of SAEs beside the random baseline, agreement against recovery
+  of the truth, and which latents of the widest SAE split those of the narrowest.
 
 Grid dims other than the ones a figure plots and `seed` must have a single value. When several
 datasets qualify for one figure, each gets its own file, suffixed with its name
@@ -45,6 +50,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
@@ -58,6 +64,7 @@ from toymodels.plots import (
     represented,
     sae,
     style,
+    universality,
 )
 from toymodels.plots._data import model_config
 from toymodels.plots.dynamics import training_dynamics
@@ -68,9 +75,15 @@ from toymodels.plots.neurons import neuron_polysemanticity
 from toymodels.plots.phase_change import phase_diagram
 from toymodels.plots.represented import represented_vs_sparsity
 from toymodels.plots.sae import latent_density, sae_recovery, sae_toy_directions
+from toymodels.plots.universality import (
+    feature_split_table,
+    universality_similarity,
+    universality_vs_recovery,
+)
 
 __all__ = [
     "feature_geometry",
+    "feature_split_table",
     "figure_plan",
     "latent_density",
     "monosemanticity_sweep",
@@ -83,6 +96,8 @@ __all__ = [
     "style",
     "tms_intro",
     "training_dynamics",
+    "universality_similarity",
+    "universality_vs_recovery",
     "write_figures",
 ]
 
@@ -115,14 +130,16 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "dataset"
 
 
-def _files(stem: str, keys: list[str]) -> list[tuple[str, str]]:
-    """(key, file name) per qualifying key: `stem.png` if one, `stem_key.png` each if several."""
+def _files(stem: str, keys: list[str], ext: str = "png") -> list[tuple[str, str]]:
+    """(key, file name) per qualifying key: `stem.ext` if one, `stem_key.ext` each if several."""
     if len(keys) == 1:
-        return [(keys[0], f"{stem}.png")]
-    return [(k, f"{stem}_{_slug(k)}.png") for k in keys]
+        return [(keys[0], f"{stem}.{ext}")]
+    return [(k, f"{stem}_{_slug(k)}.{ext}") for k in keys]
 
 
-Plan = list[tuple[str, Callable[..., Figure], tuple]]
+#: (file name, function, its arguments): a `.png` file's function returns a Figure, a `.csv`
+#: file's a pandas DataFrame (a table drawn beside a figure).
+Plan = list[tuple[str, Callable[..., Figure | pd.DataFrame], tuple]]
 
 
 def figure_plan(datasets: Mapping[str, xr.Dataset]) -> Plan:
@@ -133,9 +150,9 @@ def figure_plan(datasets: Mapping[str, xr.Dataset]) -> Plan:
     _check(datasets)
     plan: Plan = []
 
-    def each(stem, problems, figure):
+    def each(stem, problems, figure, ext="png"):
         names = _qualifying(datasets, stem, problems)
-        plan.extend((file, figure, (datasets[name],)) for name, file in _files(stem, names))
+        plan.extend((file, figure, (datasets[name],)) for name, file in _files(stem, names, ext))
 
     each("tms_intro", intro.problems, tms_intro)
 
@@ -177,11 +194,14 @@ def figure_plan(datasets: Mapping[str, xr.Dataset]) -> Plan:
     if names:
         plan.append(("sae_toy_directions.png", sae_toy_directions,
                      ({k: datasets[k] for k in names},)))
+    each("universality_similarity", universality.problems, universality_similarity)
+    each("universality_vs_recovery", universality.problems, universality_vs_recovery)
+    each("universality_feature_splits", universality.problems, feature_split_table, ext="csv")
     return plan
 
 
 def write_figures(datasets: Mapping[str, xr.Dataset], out_dir: str | Path) -> list[Path]:
-    """Draw every figure the datasets feed and save each as a PNG in `out_dir`.
+    """Draw every figure the datasets feed and save each as a PNG in `out_dir` (tables as CSV).
 
     Which dataset feeds which figure is read from its content (see the module docstring); a
     dataset that feeds none is skipped (logged at DEBUG level with the reasons).
@@ -200,8 +220,11 @@ def write_figures(datasets: Mapping[str, xr.Dataset], out_dir: str | Path) -> li
     paths = []
     for file, figure, args in plan:
         log.info("drawing %s", file)
-        fig: Figure = figure(*args)
+        drawn = figure(*args)
         path = out_dir / file
-        fig.savefig(path, dpi=style.DPI)
+        if isinstance(drawn, pd.DataFrame):
+            drawn.to_csv(path, index=False, float_format="%.4g")
+        else:
+            drawn.savefig(path, dpi=style.DPI)
         paths.append(path)
     return paths

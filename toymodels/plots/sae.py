@@ -124,6 +124,9 @@ def sae_recovery(ds: xr.Dataset) -> Figure:
         if log_x:
             ax.set_xscale("log")
         ax.set_yscale("log", base=2)
+        ax.set_xticks(np.sort(x), [f"{v:g}" for v in np.sort(x)], rotation=45 if len(x) > 4 else 0)
+        ax.set_yticks(np.sort(ratio), [_ratio(r) for r in np.sort(ratio)])
+        ax.minorticks_off()
         ax.set_xlabel(coefficient.replace("_", " "))
         ax.set_title(title, fontsize=8.5)
         fig.colorbar(mesh, ax=ax, shrink=0.85, pad=0.02)
@@ -141,6 +144,11 @@ def sae_recovery(ds: xr.Dataset) -> Figure:
                  f"{n_true} features, ~{data.get('mean_active')} active"
                  f"{' (mean of %d seeds)' % ds.sizes['seed'] if 'seed' in ds.dims else ''}")
     return fig
+
+
+def _ratio(r: float) -> str:
+    """A dictionary ratio as '1/4', '1', '2'."""
+    return f"{r:g}" if r >= 1 else f"1/{1 / r:g}"
 
 
 def _lin_edges(values) -> np.ndarray:
@@ -194,8 +202,10 @@ def latent_density(ds: xr.Dataset) -> Figure:
     ax.set_ylabel("latents")
     ax.legend(fontsize=7, frameon=False)
     cfg = sae_config(ds)
-    ax.set_title(f"Latent density of {cfg['architecture']} SAEs (d_sae = {cfg['d_sae']}"
-                 f"{'' if 'd_sae' not in others else ''})")
+    width = int(ds["d_sae"]) if "d_sae" in ds.coords else cfg["d_sae"]
+    window = json.loads(ds.attrs["sae"])["dead_window"]
+    ax.set_title(f"Latent density of {cfg['architecture']} SAEs, d_sae = {width} "
+                 f"(over the last {window} steps)")
     return fig
 
 
@@ -208,70 +218,76 @@ def toy_problems(ds: xr.Dataset) -> list[str]:
     return found
 
 
-def _best(ds: xr.Dataset) -> xr.Dataset:
-    """Per toy model, the grid point whose SAE recovers the toy's features best (MMCS)."""
-    score = analysis.mmcs(ds["W_dec"], ds["dictionary"]).where(~ds["diverged"])
-    own = [d for d in score.dims if not d.startswith("toy_")]
-    if not own:
-        return ds
-    flat = score.stack(__point__=own)
-    best = flat.fillna(-np.inf).argmax("__point__")
-    stacked = ds.stack(__point__=own)
-    return stacked.isel(__point__=best)
+def _columns(ds: xr.Dataset) -> tuple[str | None, xr.Dataset]:
+    """(the dim the columns run over, ds with every other grid dim at its first value).
+
+    The columns are the sparsity coefficient's values when the grid has one (how the picture
+    changes as the penalty grows, for the first toy model and seed), else the toy models.
+    """
+    coefficient = _coefficient_dim(ds)
+    toy_dims = [d for d in _data.grid_dims(ds) if d.startswith("toy_")]
+    column = coefficient or (toy_dims[0] if toy_dims else None)
+    others = {d: 0 for d in _data.grid_dims(ds) if d != column}
+    return column, ds.isel(others)
+
+
+def _draw_directions(ax, point: xr.Dataset) -> None:
+    W = point["dictionary"].values
+    dec = point["W_dec"].values
+    norms = np.linalg.norm(dec, axis=1, keepdims=True)
+    unit = np.divide(dec, norms, out=np.zeros_like(dec), where=norms > 0)
+    alive = point["latent_density"].values > DEAD_DENSITY
+    scale = np.abs(W).max() * 1.15
+    for w in W:
+        ax.annotate("", xy=w, xytext=(0, 0),
+                    arrowprops=dict(arrowstyle="-|>", color="0.55", lw=1.2))
+    for u, a in zip(unit, alive):
+        ax.plot([0, u[0] * scale], [0, u[1] * scale], color="#D55E00",
+                alpha=0.9 if a else 0.35, lw=1.1, ls="-" if a else ":")
+    lim = scale * 1.1
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.add_patch(style.mpl.patches.Circle((0, 0), scale, fill=False, color="0.85", lw=0.8))
+    score = float(analysis.mmcs(dec, W))
+    return score, int(alive.sum()), len(alive)
 
 
 @style.styled
 def sae_toy_directions(datasets: Mapping[str, xr.Dataset] | xr.Dataset) -> Figure:
     """SAE decoder directions over a 2-D toy model's features, one row per dataset.
 
-    Each column is one toy model (up to 4). Grey arrows are the toy's features W_i (rows of W);
-    coloured lines are the unit decoder directions of its best SAE (highest MMCS over the other
-    grid dims), faded where the latent is dead. The title gives that SAE's MMCS.
+    Grey arrows are the toy's features W_i (rows of W); orange lines are the unit decoder
+    directions of the SAE trained on its hidden activations, dotted where the latent is dead.
+    Columns run over the sparsity coefficient (for the first toy model and seed), or over the
+    toy models when the coefficient is fixed; each panel gives the SAE's MMCS and live latents.
     """
     named = {"": datasets} if isinstance(datasets, xr.Dataset) else dict(datasets)
     for name, ds in named.items():
         _data.require(toy_problems(ds), f"sae_toy_directions ({name!r})")
-    columns = min(4, max(int(np.prod([s for d, s in ds["dictionary"].sizes.items()
-                                       if d.startswith("toy_")], dtype=int)) for ds in named.values()))
-    fig = style.new_figure(height=2.3 * len(named) + 0.5)
+    layouts = {name: _columns(ds) for name, ds in named.items()}
+    columns = max(ds.sizes.get(column, 1) if column else 1
+                  for column, ds in layouts.values())
+    fig = style.new_figure(height=max(1.6, style.WIDTH / columns) * len(named) + 0.6)
     axes = np.atleast_2d(fig.subplots(len(named), columns, squeeze=False))
-    for row, (name, ds) in zip(axes, named.items()):
-        best = _best(ds)
-        toy_dims = [d for d in best["dictionary"].dims if d.startswith("toy_")]
-        flat = best.stack(__toy__=toy_dims) if toy_dims else best.expand_dims(__toy__=[0])
-        cfg = sae_config(ds)
+    for row, (name, (column, ds)) in zip(axes, layouts.items()):
+        n = ds.sizes.get(column, 1) if column else 1
         for i, ax in enumerate(row):
-            if i >= flat.sizes["__toy__"]:
+            if i >= n:
                 ax.set_axis_off()
                 continue
-            point = flat.isel(__toy__=i)
-            W = point["dictionary"].values
-            for w in W:
-                ax.annotate("", xy=w, xytext=(0, 0),
-                            arrowprops=dict(arrowstyle="-|>", color="0.55", lw=1.4))
-            dec = point["W_dec"].values
-            norms = np.linalg.norm(dec, axis=1, keepdims=True)
-            unit = np.divide(dec, norms, out=np.zeros_like(dec), where=norms > 0)
-            alive = point["latent_density"].values > DEAD_DENSITY
-            scale = np.abs(W).max() * 1.15
-            for u, a in zip(unit, alive):
-                ax.plot([0, u[0] * scale], [0, u[1] * scale], color="#D55E00",
-                        alpha=0.9 if a else 0.35, lw=1.2, ls="-" if a else ":")
-            score = float(analysis.mmcs(dec, W))
-            ax.set_title(f"MMCS {score:.3f}, {int(alive.sum())}/{len(alive)} alive", fontsize=8)
-            lim = scale * 1.1
-            ax.set_xlim(-lim, lim)
-            ax.set_ylim(-lim, lim)
-            ax.set_aspect("equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for side in ax.spines.values():
-                side.set_visible(False)
-            ax.add_patch(style.mpl.patches.Circle((0, 0), scale, fill=False, color="0.85",
-                                                  lw=0.8))
-        label = f"{name}: " if name else ""
-        row[0].set_ylabel(f"{label}d_sae = {cfg['d_sae']}\nresample: {cfg['resample']}",
-                          fontsize=8)
+            point = ds.isel({column: i}) if column else ds
+            score, alive, total = _draw_directions(ax, point)
+            value = (f"{column.replace('_coefficient', '')} = {point[column].item():.3g}\n"
+                     if column and not column.startswith("toy_") else "")
+            ax.set_title(f"{value}MMCS {score:.2f}\n{alive}/{total} live", fontsize=6.5)
+        cfg = sae_config(named[name])
+        resample = "no resampling" if cfg["resample"] == "none" else f"resample: {cfg['resample']}"
+        row[0].set_ylabel(f"d_sae = {cfg['d_sae']}\n{resample}", fontsize=7)
     fig.suptitle("SAE decoder directions (orange; dotted: dead) over the toy model's features "
                  "(grey)")
     return fig

@@ -238,10 +238,12 @@ def auxk_loss(pre: jax.Array, residual: jax.Array, W_dec: jax.Array, dead: jax.A
     """Gao et al.'s AuxK: the top k_aux dead latents reconstruct the residual.
 
     ê = TopK_aux(π over dead latents) W_dec (no bias); loss = mean_b ‖ê − e‖² ·
-    min(n_dead / k_aux, 1), with e = target − x̂ detached. 0 when no latent is dead.
+    min(n_dead / k_aux, 1), with e = target − x̂ detached. 0 when no latent is dead. With fewer
+    than k_aux latents (an undercomplete SAE) all dead ones reconstruct, and the scale keeps
+    k_aux as its denominator (SAELens).
     """
     masked = jnp.where(dead, pre, -jnp.inf)
-    values, index = jax.lax.top_k(masked, k_aux)
+    values, index = jax.lax.top_k(masked, min(k_aux, pre.shape[-1]))
     acts = _scatter_last(jnp.zeros_like(pre), index, jnp.where(jnp.isfinite(values),
                                                              jax.nn.relu(values), 0.0))
     e_hat = acts @ W_dec
@@ -261,7 +263,7 @@ class TopK(Standard):
         return self.activation(pre, ctx), {"pre": pre}
 
     def penalties(self, X, T, F, X_hat, extras, ctx):
-        k_aux = max(1, min(self.cfg.d_in // 2, self.cfg.d_sae))
+        k_aux = max(1, self.cfg.d_in // 2)
         aux = auxk_loss(extras["pre"], T - X_hat, self.W_dec[...], ctx.dead, k_aux)
         return {"auxk": ctx.aux_coefficient * aux}
 

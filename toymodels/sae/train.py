@@ -224,12 +224,13 @@ class SAETrainer:
             params, opt_state, aux = self._maybe_resample(params, opt_state, aux, swept, X, T,
                                                           X_hat, t)
 
+        batch = X.shape[0]
         var = jnp.sum((T - jnp.mean(T, axis=0)) ** 2)
         metrics = {
             "loss": total,
             "mse": terms["mse"] / aux.scale_out**2,  # in the data's own units
-            "fvu": jnp.sum((X_hat - T) ** 2) / jnp.where(var > 0, var, 1.0),
-            "l0": jnp.mean(jnp.sum(F > 0, axis=-1)),
+            "fvu": batch * terms["mse"] / jnp.where(var > 0, var, 1.0),
+            "l0": jnp.sum(fired) / batch,
         }
         return TrainState(params, opt_state, aux, state.snapshots), metrics
 
