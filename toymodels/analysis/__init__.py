@@ -7,7 +7,8 @@ and all but the polytope functions work under `jax.jit` and `jax.vmap`.
 
 - `dimensionality`: D_i (= capacity C_i), D*, feature norms, represented features.
 - `interference`: Ŵ_i·W_j, polysemanticity, net interference.
-- `neurons`: one-hot neuron responses, monosemanticity (Jermyn et al.).
+- `neurons`: one-hot neuron responses, monosemanticity (Jermyn et al.), features per neuron,
+  the neuron-aligned solution of `hidden_relu` and its exact loss.
 - `geometry`: named fractions of D_i and the polytopes features form.
 - `recovery`: max cosine and MMCS against known directions (Sharkey et al.).
 - `dynamics`: direction drift and formation step over training snapshots.
@@ -35,6 +36,8 @@ from toymodels.analysis.geometry import (
 )
 from toymodels.analysis.interference import interference, net_interference, polysemanticity
 from toymodels.analysis.neurons import (
+    aligned_loss,
+    aligned_solution,
     features_per_neuron,
     monosemantic_neurons,
     n_monosemantic,
@@ -48,6 +51,8 @@ __all__ = [
     "POLYTOPES",
     "POLYTOPE_KINDS",
     "Polytopes",
+    "aligned_loss",
+    "aligned_solution",
     "capacity",
     "dimensions_per_feature",
     "direction_drift",
