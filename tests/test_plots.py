@@ -11,7 +11,7 @@ from PIL import Image
 import toymodels as tm
 from toymodels import plots
 from toymodels.phase import PHASES
-from toymodels.plots import neurons, phase_change, style
+from toymodels.plots import basins, neurons, phase_change, style
 
 TRAIN = tm.TrainConfig(steps=100, batch_size=256, log_every=50)
 DENSITIES = [1.0, 0.1]
@@ -168,6 +168,28 @@ def test_a_3_2_phase_sweep_feeds_phase_3_2(data):
                         coords={"feature_probability": p, "relative_importance": r})
     fig = plots.phase_diagram(ds, theory=theory)
     assert fig.get_suptitle().startswith("Phase diagram, 3 features in 2 dims")
+
+
+def test_a_sweep_with_many_seeds_gets_the_basin_figure_instead(data, tmp_path):
+    few = data["phase21"]
+    many = few.isel(seed=[0, 1] * 4).assign_coords(seed=np.arange(8))
+    assert [f for f, _, _ in plots.figure_plan({"many": many})] == ["phase_basins_2_1.png"]
+    assert [f for f, _, _ in plots.figure_plan({"few": few, "many": many})] == [
+        "phase_2_1.png", "phase_basins_2_1.png"]
+    with pytest.raises(ValueError, match="a basin map needs a 'seed' grid dim of at least 8"):
+        plots.phase_basins(few)
+    theory = phase_change.theory_for(many)
+    assert phase_change.theory_for(few) is theory  # one theory per grid
+    fraction = basins.basin_map(many, theory)
+    codes = tm.phase.classify_phase(many["W"], many["b"]).transpose(
+        "feature_probability", "extra_importance", "seed").values
+    expected = (codes == theory["phase"].values[..., None]).mean(-1)
+    np.testing.assert_allclose(fraction.transpose("feature_probability", "relative_importance"),
+                               expected)
+    fig = plots.phase_basins(many, theory=theory)
+    assert "best of 8 agrees with theory" in fig.get_suptitle()
+    fig.savefig(tmp_path / "basins.png", dpi=style.DPI)
+    check_png(tmp_path / "basins.png")
 
 
 def test_phase_figure_needs_equal_base_importances(data):
