@@ -186,6 +186,17 @@ def test_a_sweep_with_many_seeds_gets_the_basin_figure_instead(data, tmp_path):
     expected = (codes == theory["phase"].values[..., None]).mean(-1)
     np.testing.assert_allclose(fraction.transpose("feature_probability", "relative_importance"),
                                expected)
+    # The best seed is picked by its exact expected loss, not the recorded training loss.
+    exact = phase_change.exact_losses(many)
+    point = dict(feature_probability=1, extra_importance=1, seed=3)
+    one = many.isel(point)
+    np.testing.assert_allclose(exact.isel(point), tm.phase.exact_loss(
+        one["W"].values.astype(float), one["b"].values.astype(float),
+        float(one["feature_probability"]), [1.0, float(one["extra_importance"])]), rtol=1e-12)
+    best = phase_change.empirical_phase(many, exact=True)
+    np.testing.assert_array_equal(best, tm.phase.classify_phase(
+        many["W"].isel(seed=exact.argmin("seed")), many["b"].isel(seed=exact.argmin("seed"))
+    ).transpose("feature_probability", "extra_importance"))
     fig = plots.phase_basins(many, theory=theory)
     assert "best of 8 agrees with theory" in fig.get_suptitle()
     fig.savefig(tmp_path / "basins.png", dpi=style.DPI)
