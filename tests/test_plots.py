@@ -218,6 +218,15 @@ def test_neuron_figure_draws_one_line_per_model_and_reads_abs_responses_signed(d
     assert lines == ["hidden ReLU, 6→3", "abs (computation), 6→3"]
     assert all(line.get_color() == style.KIND_COLORS[k]
                for line, k in zip(fig.subfigs[0].axes[0].get_lines(), ["hidden_relu", "abs"]))
+    # The loss panel divides hidden_relu's loss by the aligned solution's exact loss; abs has none.
+    assert neurons.aligned_loss(fake_abs) is None
+    optimum = neurons.aligned_loss(hidden)
+    np.testing.assert_allclose(optimum, [tm.analysis.aligned_loss(np.ones(6), p, 3)
+                                         for p in hidden["feature_probability"].values])
+    ratio = fig.subfigs[0].axes[2].get_lines()[0].get_ydata()
+    best = plots._data.sorted_by(plots._data.lowest_loss(hidden), "feature_probability")
+    np.testing.assert_allclose(ratio, best["loss"] / optimum.sel(
+        feature_probability=best["feature_probability"]), rtol=1e-6)
 
 
 def test_lowest_loss_seed_is_what_the_figures_show(data):
