@@ -113,21 +113,24 @@ def offset_mechanism(W: np.ndarray, n_samples: int = 200_000) -> dict[str, float
     hidden_relu has no hidden bias, and dense inputs are ≥ 0 with mean 1/2: a neuron that reads
     a represented feature with a negative weight clips (pre-activation < 0) unless something
     else lifts it. The dropped features (‖W_i‖ ≤ 0.5) can: their rows feed each neuron a
-    constant-ish 0.5 Σ_{i dropped} W_ik. Returns the represented count k, the number of
-    mixed-sign neurons (some represented feature read at < −0.05), the smallest offset among
+    constant-ish 0.5 Σ_{i dropped} W_ik. Returns the represented count k, the dead neurons
+    (never active), the number of live mixed-sign neurons (some represented feature read at
+    < −0.05), the smallest offset among
     them, the rank of the dropped rows (singular values above 5 % of the largest), the largest
     |W_i · W_j| between a represented and a dropped row, and the largest clipping probability
     P(Σ_i x_i W_ik < 0) of a mixed-sign neuron, over uniform dense inputs.
     """
     norms = np.linalg.norm(W, axis=1)
     kept, dropped = W[norms > 0.5], W[norms <= 0.5]
-    mixed = (kept < -0.05).any(axis=0)
     offset = 0.5 * dropped.sum(axis=0)
     sv = np.linalg.svd(dropped, compute_uv=False) if len(dropped) else np.zeros(1)
     x = np.random.default_rng(0).random((n_samples, W.shape[0]))
     clip = ((x @ W) < 0).mean(axis=0)
+    dead = clip == 1.0
+    mixed = (kept < -0.05).any(axis=0) & ~dead
     return {
         "represented": int(len(kept)),
+        "dead_neurons": int(dead.sum()),
         "mixed_sign_neurons": int(mixed.sum()),
         "min_offset_of_mixed": float(offset[mixed].min()) if mixed.any() else float("nan"),
         "dropped_rank": int((sv > 0.05 * sv[0]).sum()) if sv[0] > 0 else 0,
