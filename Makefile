@@ -1,5 +1,6 @@
-# Two commands on a fresh machine:  `make demo` (set up, run the demo sweeps, write figures/)
-# and `make test` (set up, run the test suite). Both build .venv with python -m venv + pip.
+# Two commands on a fresh machine:  `make demo` (set up, run the demo sweeps, write their figures
+# to results/demo/figures/, leaving the committed figures/ alone) and `make test` (set up, run
+# the test suite). Both build .venv with python -m venv + pip.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -19,7 +20,7 @@ $(VENV)/.lm-installed: $(BIN)/toymodels pyproject.toml
 	@touch $@
 
 demo: $(BIN)/toymodels
-	$(BIN)/toymodels demo --results results/demo --to figures
+	$(BIN)/toymodels demo --results results/demo
 
 test: $(VENV)/.lm-installed
 	$(BIN)/python -m pytest -q

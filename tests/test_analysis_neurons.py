@@ -45,7 +45,7 @@ def test_monosemanticity_is_max_over_sum_in_0_1(W_in):
     assert np.all(m[alive] > 0) and np.all(m <= 1 + 1e-6)
     assert np.all(m[alive] >= 1 / len(r) - 1e-6)
     n = np.asarray(A.features_per_neuron(r))
-    assert np.all(n[~alive] == 0) and np.all((n[alive] >= 1) & (n[alive] <= len(r)))
+    assert np.all(n[~alive] == 0) and np.all(n <= (r > 0).sum(0))
 
 
 @EXAMPLES
@@ -58,7 +58,11 @@ def test_a_one_hot_column_is_monosemantic(W_in, k, data):
     r = np.asarray(A.neuron_responses(W_in))
     assert float(A.neuron_monosemanticity(r)[k]) == 1.0
     assert bool(A.monosemantic_neurons(r)[k])
-    assert int(A.features_per_neuron(r, rel_threshold=0.0)[k]) == 1
+    # Its one feature is the model's strongest, so it counts whatever the threshold.
+    W_in[i, k] = max(W_in[i, k], 10 * np.sqrt((np.maximum(W_in, 0) ** 2).sum(1)).max())
+    r = np.asarray(A.neuron_responses(W_in))
+    threshold = data.draw(st.floats(0, 0.99))
+    assert int(A.features_per_neuron(r, threshold)[k]) == 1
 
 
 @EXAMPLES
@@ -71,22 +75,68 @@ def test_feature_order_does_not_matter_and_neuron_order_permutes(W_in, random):
         np.testing.assert_allclose(fn(r[f][:, k]), np.asarray(fn(r))[k], rtol=1e-6)
 
 
+def _scale(r):
+    """The model's scale s = max_i ‖r_i‖₂, in float64."""
+    return np.sqrt((np.maximum(np.asarray(r, np.float64), 0) ** 2).sum(1)).max()
+
+
 @EXAMPLES
-@given(matrices(), st.floats(0, 1), st.floats(0, 1))
-def test_features_per_neuron_counts_responses_above_a_fraction_of_the_max(W_in, t1, t2):
+@given(matrices(), st.floats(0, 0.99), st.floats(0, 0.99))
+def test_features_per_neuron_counts_responses_above_a_fraction_of_the_model_scale(W_in, t1, t2):
     r = np.asarray(A.neuron_responses(W_in))
     low, high = sorted([t1, t2])
-    n_low, n_high = np.asarray(A.features_per_neuron(r, low)), A.features_per_neuron(r, high)
+    n_low, n_high = np.asarray(A.features_per_neuron(r, low)), np.asarray(A.features_per_neuron(r, high))
     assert np.all(n_high <= n_low)
-    np.testing.assert_array_equal(n_low, (r > np.float32(low) * r.max(0)).sum(0))
-    threshold = float(np.float32(high))  # a Python float, as callers pass it
-    mono = np.asarray(A.neuron_monosemanticity(r))
-    clear = np.abs(mono - threshold) > 1e-5
-    np.testing.assert_array_equal(
-        np.asarray(A.monosemantic_neurons(r, threshold))[clear], (mono > threshold)[clear]
-    )
-    if clear.all():
-        assert int(A.n_monosemantic(r, threshold)) == int((mono > threshold).sum())
+    assert np.all((n_low >= 0) & (n_low <= (r > 0).sum(0)))
+    assert np.all(n_low[(r > 0).sum(0) == 0] == 0)
+    cut = high * _scale(r)
+    clear = np.all(np.abs(r - cut) > 1e-5 * (1 + cut), axis=0)
+    np.testing.assert_array_equal(n_high[clear], (r > cut).sum(0)[clear])
+
+
+@EXAMPLES
+@given(matrices(SHAPES[1:]), st.floats(0.01, 0.5), st.floats(2.0**-20, 2.0**20), st.data())
+def test_features_per_neuron_ignores_negligible_residuals_and_scale(W_in, threshold, c, data):
+    r = np.asarray(A.neuron_responses(W_in))
+    n = np.asarray(A.features_per_neuron(r, threshold))
+    cut = threshold * _scale(r)
+    clear = np.all(np.abs(r - cut) > 1e-4 * (1 + cut), axis=0)
+    # The count does not depend on the unit the responses are measured in.
+    scaled = np.asarray(A.features_per_neuron(r * np.float32(c), threshold))
+    np.testing.assert_array_equal(scaled[clear], n[clear])
+    # Residual weights of features the model does not represent: many new features whose
+    # responses, each below threshold · s (and of row norm below s, which they leave alone),
+    # sum to far more than any one response.
+    n_new = data.draw(st.sampled_from([3, 60]))  # few shapes: each compiles once
+    fractions = data.draw(hnp.arrays(np.float32, (n_new, r.shape[1]),
+                                     elements=st.floats(0, 0.5, width=32)))
+    residual = np.float32(cut / np.sqrt(r.shape[1])) * fractions
+    with_residuals = np.concatenate([r, residual])
+    np.testing.assert_array_equal(A.features_per_neuron(with_residuals, threshold)[clear], n[clear])
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.0, 1.5, float("nan")])
+def test_features_per_neuron_rejects_a_threshold_outside_0_1(threshold):
+    with pytest.raises(ValueError, match="threshold"):
+        A.features_per_neuron(np.eye(3), threshold)
+
+
+def test_features_per_neuron_of_trained_like_weights():
+    # 40 features dedicated to 40 neurons, and 60 unrepresented features with residual weights of
+    # ≈0.03 (as dense hidden_relu models keep): they do not count.
+    rng = np.random.default_rng(0)
+    residual = 0.03 * np.abs(rng.normal(size=(60, 40))).clip(0, 2)
+    W = np.concatenate([np.eye(40), residual])
+    np.testing.assert_array_equal(A.features_per_neuron(A.neuron_responses(W)), np.ones(40))
+    # The same features in a random rotation of the neurons: each neuron's largest response is
+    # smaller, and the residuals exceed a tenth of it (they would count against the neuron's own
+    # maximum), yet only the represented features count.
+    Q = np.linalg.qr(rng.normal(size=(40, 40)))[0]
+    cut = 0.1 * np.linalg.norm(np.maximum(Q, 0), axis=1).max()
+    assert residual.max() < cut
+    assert np.all((residual > 0.1 * np.maximum(Q, 0).max(0)).sum(0) > 0)
+    rotated = A.features_per_neuron(A.neuron_responses(np.concatenate([Q, residual])))
+    np.testing.assert_array_equal(rotated, (Q > cut).sum(0))
 
 
 def test_known_cases():
@@ -95,8 +145,11 @@ def test_known_cases():
     np.testing.assert_allclose(A.neuron_monosemanticity(r), [1, 1 / 3, 0, 0.9], rtol=1e-6)
     np.testing.assert_array_equal(A.monosemantic_neurons(r), [True, False, False, False])
     np.testing.assert_array_equal(A.monosemantic_neurons(r, 0.85), [True, False, False, True])
+    # s = ‖feature 0's responses (1, 1, 0, 9)‖ = √83 ≈ 9.1: every response of 1 or more passes
+    # 0.1 s ≈ 0.91; only the 9 passes 0.2 s ≈ 1.8.
     np.testing.assert_array_equal(A.features_per_neuron(r), [1, 3, 0, 2])
-    np.testing.assert_array_equal(A.features_per_neuron(r, 0.2), [1, 3, 0, 1])
+    np.testing.assert_array_equal(A.features_per_neuron(r, 0.2), [0, 0, 0, 1])
+    np.testing.assert_array_equal(A.features_per_neuron(r, 0.0), [1, 3, 0, 2])
     assert int(A.n_monosemantic(r)) == 1
     # Negative (GeLU-like) responses count as 0, so the share stays in [0, 1].
     np.testing.assert_allclose(A.neuron_monosemanticity(np.array([[2.0], [-1.0]])), [1.0])
@@ -137,3 +190,37 @@ def test_jit_of_vmap(fn):
     eager = fn(r)
     # One compilation checks both: the functions trace under jit and map under vmap.
     np.testing.assert_allclose(jax.jit(jax.vmap(fn))(r), eager, rtol=1e-6)
+
+
+@pytest.mark.parametrize("p", [1.0, 0.3, [0.2, 1.0, 0.5, 0.9, 0.1, 1.0, 0.7, 0.4]])
+def test_aligned_solution_reconstructs_the_kept_features_at_the_exact_loss(p):
+    # A NumPy forward pass of hidden_relu on the aligned weights, 400,000 samples, against the
+    # formula Σ_{dropped} I_i (p_i/3 − p_i²/4) / n.
+    n, m = 8, 3
+    importance = 0.7 ** np.arange(n)
+    W, b = A.aligned_solution(importance, p, m)
+    probs = np.broadcast_to(np.asarray(p, float), (n,))
+    weighted = importance * (probs / 3 - probs**2 / 4)
+    kept = np.argsort(-weighted, kind="stable")[:m]
+    assert sorted(np.flatnonzero(W.any(1))) == sorted(kept)
+    np.testing.assert_array_equal(A.features_per_neuron(A.neuron_responses(W)), np.ones(m))
+    rng = np.random.default_rng(0)
+    u = rng.random((400_000, n))
+    x = np.where(rng.random((400_000, n)) < probs, u, 0.0)
+    out = np.maximum(np.maximum(x @ W, 0) @ W.T + b, 0)
+    samples = np.mean(importance * (x - out) ** 2, axis=1)
+    np.testing.assert_array_equal(out[:, kept], x[:, kept])
+    exact = A.aligned_loss(importance, p, m)
+    assert exact == pytest.approx(np.delete(weighted, kept).sum() / n, rel=1e-12)
+    assert abs(samples.mean() - exact) < 4 * samples.std() / np.sqrt(len(samples))
+
+
+def test_aligned_loss_of_the_dense_hidden_relu_setup():
+    assert A.aligned_loss(0.8 ** np.arange(100), 1.0, 40) == pytest.approx(
+        5 * 0.8**40 * (1 - 0.8**60) / 1200, rel=1e-12)
+    with pytest.raises(ValueError, match="d_hidden"):
+        A.aligned_loss(np.ones(3), 1.0, 0)
+    with pytest.raises(ValueError, match="feature_probability"):
+        A.aligned_solution(np.ones(3), 1.5, 2)
+    with pytest.raises(ValueError, match="one value per feature"):
+        A.aligned_loss(np.ones((2, 3)), 1.0, 2)

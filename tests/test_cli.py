@@ -135,3 +135,29 @@ def test_readme_documents_every_config_field():
     for cls in (tm.ToyModelConfig, tm.TrainConfig, tm.SAEConfig):
         for f in dataclasses.fields(cls):
             assert f"| `{f.name}` |" in readme, f.name
+
+
+def test_demo_figures_go_inside_its_results_folder_not_the_committed_figures():
+    from pathlib import Path
+
+    from toymodels.cli import build_parser, demo_figures_dir
+
+    committed = (Path(__file__).parent.parent / "figures").resolve()
+    default = demo_figures_dir(build_parser().parse_args(["demo"]))
+    assert default == Path("results/demo/figures")
+    assert default.resolve() != committed and Path.cwd().joinpath(default).resolve() != committed
+    assert demo_figures_dir(build_parser().parse_args(["demo", "--results", "r"])) == Path("r/figures")
+    assert demo_figures_dir(build_parser().parse_args(["demo", "--to", "elsewhere"])) == Path("elsewhere")
+    # reproduce is what regenerates the committed figures.
+    assert build_parser().parse_args(["reproduce"]).to == "figures"
+
+
+def test_demo_command_writes_and_names_its_figure_folder(tmp_path, capsys, monkeypatch):
+    import toymodels.cli as cli
+
+    (tmp_path / "tiny.toml").write_text(TOML)
+    monkeypatch.setattr(cli, "DEMO", ("tiny",))
+    main(["demo", "--experiments", str(tmp_path), "--results", str(tmp_path / "demo"), "--quiet"])
+    figures = tmp_path / "demo" / "figures"
+    assert sorted(p.name for p in figures.iterdir()) == ["tms_intro.png"]
+    assert f"its figures are in {figures}/" in capsys.readouterr().out

@@ -105,3 +105,15 @@ def test_existing_schedules_are_unchanged_by_the_new_one():
         f = schedule(train, 1.0)
         assert float(f(0)) < 1.0 and float(f(50)) > 0.1
     assert schedule(base, 0.5) == 0.5
+
+
+def test_warmup_cosine_takes_a_swept_learning_rate():
+    # optax's warmup_cosine_decay_schedule tests `peak_value == 0` in Python and so fails on the
+    # traced lr every sweep passes; ours must not, and must scale with lr.
+    model = tm.ToyModelConfig(n_features=5, d_hidden=2)
+    train = tm.TrainConfig(steps=20, log_every=10, batch_size=16, schedule="warmup_cosine",
+                           warmup_steps=5)
+    ds = tm.sweep(model, {"lr": [1e-3, 1e-2]}, train, progress=False)
+    assert ds["loss"].sizes["lr"] == 2 and bool(np.isfinite(ds["loss"]).all())
+    f = jax.jit(lambda lr, t: schedule(train, lr)(t))
+    assert float(f(2.0, 10)) == pytest.approx(2 * float(f(1.0, 10)))

@@ -11,7 +11,7 @@ from PIL import Image
 import toymodels as tm
 from toymodels import plots
 from toymodels.phase import PHASES
-from toymodels.plots import neurons, phase_change, style
+from toymodels.plots import basins, neurons, phase_change, style
 
 TRAIN = tm.TrainConfig(steps=100, batch_size=256, log_every=50)
 DENSITIES = [1.0, 0.1]
@@ -170,6 +170,39 @@ def test_a_3_2_phase_sweep_feeds_phase_3_2(data):
     assert fig.get_suptitle().startswith("Phase diagram, 3 features in 2 dims")
 
 
+def test_a_sweep_with_many_seeds_gets_the_basin_figure_instead(data, tmp_path):
+    few = data["phase21"]
+    many = few.isel(seed=[0, 1] * 4).assign_coords(seed=np.arange(8))
+    assert [f for f, _, _ in plots.figure_plan({"many": many})] == ["phase_basins_2_1.png"]
+    assert [f for f, _, _ in plots.figure_plan({"few": few, "many": many})] == [
+        "phase_2_1.png", "phase_basins_2_1.png"]
+    with pytest.raises(ValueError, match="a basin map needs a 'seed' grid dim of at least 8"):
+        plots.phase_basins(few)
+    theory = phase_change.theory_for(many)
+    assert phase_change.theory_for(few) is theory  # one theory per grid
+    fraction = basins.basin_map(many, theory)
+    codes = tm.phase.classify_phase(many["W"], many["b"]).transpose(
+        "feature_probability", "extra_importance", "seed").values
+    expected = (codes == theory["phase"].values[..., None]).mean(-1)
+    np.testing.assert_allclose(fraction.transpose("feature_probability", "relative_importance"),
+                               expected)
+    # The best seed is picked by its exact expected loss, not the recorded training loss.
+    exact = phase_change.exact_losses(many)
+    point = dict(feature_probability=1, extra_importance=1, seed=3)
+    one = many.isel(point)
+    np.testing.assert_allclose(exact.isel(point), tm.phase.exact_loss(
+        one["W"].values.astype(float), one["b"].values.astype(float),
+        float(one["feature_probability"]), [1.0, float(one["extra_importance"])]), rtol=1e-12)
+    best = phase_change.empirical_phase(many, exact=True)
+    np.testing.assert_array_equal(best, tm.phase.classify_phase(
+        many["W"].isel(seed=exact.argmin("seed")), many["b"].isel(seed=exact.argmin("seed"))
+    ).transpose("feature_probability", "extra_importance"))
+    fig = plots.phase_basins(many, theory=theory)
+    assert "best of 8 agrees with theory" in fig.get_suptitle()
+    fig.savefig(tmp_path / "basins.png", dpi=style.DPI)
+    check_png(tmp_path / "basins.png")
+
+
 def test_phase_figure_needs_equal_base_importances(data):
     ds = with_model(data["phase21"].isel(extra_importance=[0]), n_features=3, d_hidden=2,
                     importance_decay=0.5)
@@ -185,6 +218,15 @@ def test_neuron_figure_draws_one_line_per_model_and_reads_abs_responses_signed(d
     assert lines == ["hidden ReLU, 6→3", "abs (computation), 6→3"]
     assert all(line.get_color() == style.KIND_COLORS[k]
                for line, k in zip(fig.subfigs[0].axes[0].get_lines(), ["hidden_relu", "abs"]))
+    # The loss panel divides hidden_relu's loss by the aligned solution's exact loss; abs has none.
+    assert neurons.aligned_loss(fake_abs) is None
+    optimum = neurons.aligned_loss(hidden)
+    np.testing.assert_allclose(optimum, [tm.analysis.aligned_loss(np.ones(6), p, 3)
+                                         for p in hidden["feature_probability"].values])
+    ratio = fig.subfigs[0].axes[2].get_lines()[0].get_ydata()
+    best = plots._data.sorted_by(plots._data.lowest_loss(hidden), "feature_probability")
+    np.testing.assert_allclose(ratio, best["loss"] / optimum.sel(
+        feature_probability=best["feature_probability"]), rtol=1e-6)
 
 
 def test_lowest_loss_seed_is_what_the_figures_show(data):

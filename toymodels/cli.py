@@ -2,7 +2,8 @@
 
     toymodels sweep experiments/tms_intro.toml --out results/tms_intro
     toymodels figures results/ --to figures/
-    toymodels demo                      # a few real sweeps and their figures, in minutes on a CPU
+    toymodels demo                      # a few real sweeps and their figures, in minutes on a CPU,
+                                        # written to results/demo/ (figures in results/demo/figures/)
     toymodels reproduce                 # every experiments/*.toml, then every figure (slow)
     toymodels lm harvest --model all-MiniLM-L6-v2 --site blocks.3.hook_resid_post --out acts/
 """
@@ -112,12 +113,22 @@ def _run_many(names, args, overrides=None) -> dict[str, xr.Dataset]:
     return datasets
 
 
+def demo_figures_dir(args) -> Path:
+    """Where `toymodels demo` writes its figures: --to, else RESULTS/figures.
+
+    Never the repository's figures/ by default: those are the full-size runs the README shows,
+    and the demo's quick versions would overwrite them.
+    """
+    return Path(args.to) if args.to is not None else Path(args.results) / "figures"
+
+
 def _cmd_demo(args) -> None:
     start = time.perf_counter()
     datasets = _run_many(DEMO, args, DEMO_OVERRIDES)
-    for p in write_figures(datasets, Path(args.to)):
+    to = demo_figures_dir(args)
+    for p in write_figures(datasets, to):
         print(p)
-    print(f"demo finished in {time.perf_counter() - start:.0f} s")
+    print(f"demo finished in {time.perf_counter() - start:.0f} s; its figures are in {to}/")
 
 
 def _cmd_reproduce(args) -> None:
@@ -128,7 +139,7 @@ def _cmd_reproduce(args) -> None:
         print(p)
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toymodels", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -146,13 +157,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--to", default="figures", help="where to write the PNGs (default figures/)")
     p.set_defaults(func=_cmd_figures)
 
-    for name, func, text in [
-        ("demo", _cmd_demo, "run the demo sweeps and write their figures"),
-        ("reproduce", _cmd_reproduce, "run every experiment and write every figure (slow)"),
+    for name, func, text, results, to, to_help in [
+        ("demo", _cmd_demo, "run the demo sweeps and write their figures", "results/demo", None,
+         "figures folder (default RESULTS/figures; the committed figures/ stay untouched)"),
+        ("reproduce", _cmd_reproduce, "run every experiment and write every figure (slow)",
+         "results", "figures", "figures folder (default figures/)"),
     ]:
         p = sub.add_parser(name, help=text)
-        p.add_argument("--results", default="results", help="results folder (default results/)")
-        p.add_argument("--to", default="figures", help="figures folder (default figures/)")
+        p.add_argument("--results", default=results, help=f"results folder (default {results}/)")
+        p.add_argument("--to", default=to, help=to_help)
         p.add_argument("--experiments", default=None, help="folder of experiment TOMLs")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         if name == "reproduce":
@@ -162,7 +175,11 @@ def main(argv: list[str] | None = None) -> None:
     from toymodels.lm import cli as lm_cli    # imports no torch until an lm command runs
 
     lm_cli.register(sub)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     # Only toymodels' own messages: JAX logs its backend probing at INFO on the root logger.
     handler = logging.StreamHandler(sys.stderr)

@@ -10,7 +10,8 @@ SAEs, a pandas table) and `random_baseline` (a float).
 
 - `dimensionality`: D_i (= capacity C_i), D*, feature norms, represented features.
 - `interference`: Ŵ_i·W_j, polysemanticity, net interference.
-- `neurons`: one-hot neuron responses, monosemanticity (Jermyn et al.).
+- `neurons`: one-hot neuron responses, monosemanticity (Jermyn et al.), features per neuron,
+  the neuron-aligned solution of `hidden_relu` and its exact loss.
 - `embedded`: one-hot responses through a fixed input embedding (Jermyn et al.'s models).
 - `geometry`: named fractions of D_i and the polytopes features form.
 - `recovery`: max cosine, MMCS, MCC and the fraction recovered against known directions.
@@ -45,6 +46,8 @@ from toymodels.analysis.geometry import (
 )
 from toymodels.analysis.interference import interference, net_interference, polysemanticity
 from toymodels.analysis.neurons import (
+    aligned_loss,
+    aligned_solution,
     features_per_neuron,
     monosemantic_neurons,
     n_monosemantic,
@@ -85,6 +88,8 @@ __all__ = [
     "POLYTOPES",
     "POLYTOPE_KINDS",
     "Polytopes",
+    "aligned_loss",
+    "aligned_solution",
     "capacity",
     "dead_fraction",
     "dead_latents",

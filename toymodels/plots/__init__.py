@@ -17,7 +17,12 @@ shows every seed, and their mean).
   n ≥ 50.
 - `phase_2_1.png`, `phase_3_2.png` (`phase_diagram`): a relu_output sweep of 2 features in 1 dim
   (or 3 in 2) over feature_probability and extra_importance, the others of equal importance.
-  Its theory is computed on the dataset's grid: seconds for 2→1, minutes for 3→2.
+  Its theory is computed on the dataset's grid: seconds for 2→1, minutes for 3→2 (once per grid
+  in a process, shared by the sweeps over the same grid).
+- `phase_basins_2_1.png`, `phase_basins_3_2.png` (`phase_basins`): the same kind of sweep with at
+  least 8 seeds per point: the fraction of seeds that reach the theory's phase at every point,
+  beside the lowest-loss seed's diagram and the theory. Such a sweep gets this figure instead of
+  `phase_n_m.png`, whose panels it includes.
 - `training_dynamics.png` (`training_dynamics`): a sweep of any kind with snapshots (a
   snapshot_step dim), optionally over feature_probability.
 - `neuron_polysemanticity.png` (`neuron_polysemanticity`): every hidden_relu and abs sweep over
@@ -55,6 +60,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from toymodels.plots import (
+    basins,
     dynamics,
     geometry,
     intro,
@@ -66,6 +72,7 @@ from toymodels.plots import (
     style,
     universality,
 )
+from toymodels.plots.basins import phase_basins
 from toymodels.plots._data import model_config
 from toymodels.plots.dynamics import training_dynamics
 from toymodels.plots.geometry import feature_geometry
@@ -89,6 +96,7 @@ __all__ = [
     "monosemanticity_sweep",
     "monosemanticity_vs_loss",
     "neuron_polysemanticity",
+    "phase_basins",
     "phase_diagram",
     "represented_vs_sparsity",
     "sae_recovery",
@@ -167,13 +175,21 @@ def figure_plan(datasets: Mapping[str, xr.Dataset]) -> Plan:
 
     each("feature_geometry", geometry.problems, feature_geometry)
 
-    by_shape: dict[tuple[int, int], list[str]] = {}
-    for name in _qualifying(datasets, "phase_diagram", phase_change.problems):
-        model = model_config(datasets[name])
-        by_shape.setdefault((model["n_features"], model["d_hidden"]), []).append(name)
-    for (n, m), names in sorted(by_shape.items()):
-        for name, file in _files(f"phase_{n}_{m}", names):
-            plan.append((file, phase_diagram, (datasets[name],)))
+    # A sweep with many seeds per point gets the basin figure, which holds its phase diagram.
+    many_seeds = set(_qualifying(datasets, "phase_basins", basins.problems))
+    for stem, figure, names in [
+        ("phase", phase_diagram,
+         [k for k in _qualifying(datasets, "phase_diagram", phase_change.problems)
+          if k not in many_seeds]),
+        ("phase_basins", phase_basins, [k for k in datasets if k in many_seeds]),
+    ]:
+        by_shape: dict[tuple[int, int], list[str]] = {}
+        for name in names:
+            model = model_config(datasets[name])
+            by_shape.setdefault((model["n_features"], model["d_hidden"]), []).append(name)
+        for (n, m), group in sorted(by_shape.items()):
+            for name, file in _files(f"{stem}_{n}_{m}", group):
+                plan.append((file, figure, (datasets[name],)))
 
     each("training_dynamics", dynamics.problems, training_dynamics)
 
