@@ -21,7 +21,10 @@ import numpy as np
 import xarray as xr
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Call `write(file)` on a temporary file beside `path`, fsync it and rename it over `path`,
+    then fsync the folder so the rename itself is durable: a crash leaves the old file or the
+    new one, never half of one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -32,6 +35,11 @@ def _atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class SweepStore:
@@ -58,7 +66,7 @@ class SweepStore:
                     "use a new folder, or the same configs and grid to resume"
                 )
         else:
-            _atomic_write(spec, lambda f: f.write(text.encode()))
+            atomic_write(spec, lambda f: f.write(text.encode()))
 
     def save_chunk(self, index: int, points: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
         """Keep a finished chunk: `arrays[name]` holds one row per entry of `points`."""
@@ -67,7 +75,7 @@ class SweepStore:
 
         def write(f):
             np.savez(f, __points__=points, **arrays)
-        _atomic_write(self.chunks / f"{index:06d}.npz", write)
+        atomic_write(self.chunks / f"{index:06d}.npz", write)
 
     def load_chunks(self) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """Every finished chunk as (points, arrays)."""
@@ -82,7 +90,7 @@ class SweepStore:
         target = self.path / "results.nc"
         if not self.writer:
             return target
-        _atomic_write(target, lambda f: f.write(ds.to_netcdf(engine="h5netcdf")))
+        atomic_write(target, lambda f: f.write(ds.to_netcdf(engine="h5netcdf")))
         return target
 
 

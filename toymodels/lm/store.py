@@ -51,13 +51,14 @@ import copy
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from toymodels.store import atomic_write
 
 FORMAT, VERSION = "toymodels.lm.activations", 1
 MANIFEST = "manifest.json"
@@ -72,25 +73,6 @@ _SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I
 def part_folder(i: int, n: int) -> str:
     """The sub-folder process i of n writes: part-000-of-004."""
     return f"part-{i:03d}-of-{n:03d}"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write, fsync and rename over `path`, then fsync the folder so the rename itself is durable."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def text_hash() -> "hashlib._Hash":
@@ -162,7 +144,7 @@ class PartWriter:
         data = save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
         first = int(arrays["doc"][0])
         name = f"shard-{len(m['shards']):05d}.safetensors"
-        _atomic_write(self.folder / name, data)
+        atomic_write(self.folder / name, lambda f: f.write(data))
         m["shards"].append({"file": name, "tokens": rows.pop(), "bytes": len(data),
                             "sha256": hashlib.sha256(data).hexdigest(),
                             "docs": [first, int(arrays["doc"][-1]) + 1]})
@@ -180,7 +162,8 @@ class PartWriter:
         self._write_manifest()
 
     def _write_manifest(self):
-        _atomic_write(self.folder / MANIFEST, json.dumps(self.manifest, indent=1).encode())
+        manifest = json.dumps(self.manifest, indent=1).encode()
+        atomic_write(self.folder / MANIFEST, lambda f: f.write(manifest))
 
 
 # ----------------------------------------------------------------------------------------- reading
