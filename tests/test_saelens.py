@@ -22,29 +22,29 @@ import toymodels as tm
 ARCHITECTURES = ("standard", "topk", "jumprelu", "gated")
 
 
+#: SAELens's fixtures, copied into the repository from the project's shared/fixtures/saelens:
+#: tiny SAEs SAELens 6.18.0 wrote itself, with its own encode/decode outputs (see their README).
+IN_REPO = Path(__file__).parent / "fixtures" / "saelens"
+
+
 def _find_fixtures() -> Path | None:
-    """SAELens's fixtures: $TOYMODELS_FIXTURES, else `shared/fixtures` beside the repo or any
-    folder above it (the repo may be a worktree a few levels below the folder holding shared/)."""
+    """SAELens's fixtures: $TOYMODELS_FIXTURES (a folder holding them, or its saelens/), else the
+    copy in tests/fixtures/saelens."""
     env = os.environ.get("TOYMODELS_FIXTURES")
-    roots = [Path(env)] if env else [p / "shared" / "fixtures"
-                                      for p in Path(__file__).resolve().parents]
-    for root in roots:
-        for folder in (root / "saelens", root):
-            if (folder / "standard" / "cfg.json").is_file():
-                return folder
+    for folder in ([Path(env) / "saelens", Path(env)] if env else [IN_REPO]):
+        if (folder / "standard" / "cfg.json").is_file():
+            return folder
     return None
 
 
 FIXTURES = _find_fixtures()
-needs_fixtures = pytest.mark.skipif(
-    FIXTURES is None, reason="SAELens's fixtures (shared/fixtures/saelens) are not beside the repo "
-    "nor at $TOYMODELS_FIXTURES")
+if FIXTURES is None:  # a failure, not a skip: these are the tests that SAELens's files load
+    raise FileNotFoundError(f"SAELens's fixtures are missing: {IN_REPO} (or $TOYMODELS_FIXTURES)")
 
 
 # --- SAELens's own files ---------------------------------------------------------------------
 
 
-@needs_fixtures
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_fixture_reproduces_saelens_outputs(architecture):
     sae = tm.saelens.load(FIXTURES / architecture)
@@ -59,7 +59,6 @@ def test_fixture_reproduces_saelens_outputs(architecture):
     assert (ref["feature_acts"] > 0).any() and (ref["feature_acts"] == 0).any()  # not trivial
 
 
-@needs_fixtures
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_fixture_saves_back_byte_for_byte(architecture, tmp_path):
     out = tm.saelens.save(tm.saelens.load(FIXTURES / architecture), tmp_path / "sae")
@@ -67,7 +66,6 @@ def test_fixture_saves_back_byte_for_byte(architecture, tmp_path):
         assert (out / name).read_bytes() == (FIXTURES / architecture / name).read_bytes(), name
 
 
-@needs_fixtures
 def test_fixture_cfg_fields_kept():
     sae = tm.saelens.load(FIXTURES / "jumprelu")  # written with apply_b_dec_to_input false
     assert sae.config.apply_b_dec_to_input is False
@@ -445,7 +443,6 @@ def test_zero_decoder_norm_cannot_be_folded(tmp_path):
         tm.saelens.load(folder)
 
 
-@needs_fixtures
 def test_fixture_header_has_no_metadata():
     # What our writer matches: SAELens writes no __metadata__ into sae_weights.safetensors.
     with safe_open(str(FIXTURES / "standard" / "sae_weights.safetensors"), "numpy") as f:
@@ -453,8 +450,6 @@ def test_fixture_header_has_no_metadata():
 
 
 def test_fixture_search_honours_env(tmp_path, monkeypatch):
-    if FIXTURES is None:
-        pytest.skip("no fixtures to copy")
     shutil.copytree(FIXTURES, tmp_path / "saelens")
     monkeypatch.setenv("TOYMODELS_FIXTURES", str(tmp_path))
     assert _find_fixtures() == tmp_path / "saelens"

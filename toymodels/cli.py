@@ -60,10 +60,7 @@ def write_figures(datasets: dict[str, xr.Dataset], to: Path) -> list[Path]:
     from toymodels import plots
 
     to.mkdir(parents=True, exist_ok=True)
-    paths = plots.write_figures(datasets, to)
-    for p in paths:
-        log.info("wrote %s", p)
-    return paths
+    return plots.write_figures(datasets, to)
 
 
 def load_all(results: Path) -> dict[str, xr.Dataset]:

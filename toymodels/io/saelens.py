@@ -2,7 +2,7 @@
 loads, `load(folder)` reads what SAELens's `SAE.save_model` wrote.
 
 A folder is `cfg.json` + `sae_weights.safetensors` (SAELens 6.18.0, the version this module is
-written and tested against; its own files are in `../shared/fixtures/saelens/`). SAELens loads the
+written and tested against; its own files are in `tests/fixtures/saelens/`). SAELens loads the
 weights with a strict `load_state_dict`, so a file holds exactly its architecture's tensors:
 
 | tm.SAE | SAELens `architecture` | tensors |
