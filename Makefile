@@ -27,7 +27,8 @@ test: $(VENV)/.lm-installed
 
 # The language-model demo: harvest all-MiniLM-L6-v2's block-3 residual stream from 3,600 corpus
 # sentences, train two SAEs of 8 × 384 latents, splice one into the model on the 400 held-out
-# sentences, and find what its latents mean (figures/lm_*.png). Minutes on 2 CPU cores; resumable.
+# sentences, and find what its latents mean (figures in results/lm-demo/figures/, the committed
+# figures/lm_*.png left alone). Minutes on 2 CPU cores; resumable.
 LM_DEMO  := results/lm-demo
 LM_SAE   := $(LM_DEMO)/sae --point l1_coefficient=5
 LM_PROMPT := "I was thrilled when the train arrived early in Paris."
@@ -38,9 +39,10 @@ lm-demo: $(VENV)/.lm-installed
 		--grid l1_coefficient=2,5 --steps 1500 --batch-size 1024
 	$(BIN)/toymodels lm evaluate $(LM_SAE) --skip 3600 --store $(LM_DEMO)/acts
 	$(BIN)/toymodels lm top-features $(LM_SAE) --prompt $(LM_PROMPT) \
-		--heatmap figures/lm_top_features.png
-	$(BIN)/toymodels lm contrast $(LM_SAE) --store $(LM_DEMO)/acts --figure figures/lm_contrast.png \
-		--contexts-figure figures/lm_latent_contexts.png
+		--heatmap $(LM_DEMO)/figures/lm_top_features.png
+	$(BIN)/toymodels lm contrast $(LM_SAE) --store $(LM_DEMO)/acts \
+		--figure $(LM_DEMO)/figures/lm_contrast.png \
+		--contexts-figure $(LM_DEMO)/figures/lm_latent_contexts.png
 
 # Reproduction runs too slow for CI (marked `slow`).
 test-slow: $(BIN)/toymodels

@@ -19,6 +19,7 @@ import argparse
 import itertools
 import json
 import sys
+from pathlib import Path
 
 _DESCRIPTION = """\
 Real language models: keep a model's activations at named sites in an on-disk store, train SAEs
@@ -37,6 +38,12 @@ _SITES_HELP = """\
 sites: blocks.{l}.hook_resid_pre | hook_attn_out | hook_resid_mid | mlp.hook_in | hook_mlp_out |
 hook_resid_post (see toymodels.lm.sites for the module each maps to in BERT, GPT-2 and Llama)
 """
+
+
+def _save(fig, path: str) -> None:
+    """Write a figure as a PNG at `path`, creating its folder."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
 
 
 def _add_harvest(p: argparse.ArgumentParser) -> None:
@@ -236,8 +243,6 @@ def _run_train_sae(args) -> None:
 def save_saelens(ds, root) -> list:
     """Every SAE of a store sweep as a SAELens folder under `root`, named by its grid values
     (`l1_coefficient=3,seed=0`; `sae` for a sweep without a grid); returns the folders."""
-    from pathlib import Path
-
     from toymodels.io import saelens
     from toymodels.lm.saes import sae_from_sweep
 
@@ -347,7 +352,7 @@ def _run_top_features(args) -> None:
     if args.heatmap:
         fig = token_latent_heatmap(one.tokens, one.feature_acts, k=args.heatmap_k,
                                    max_latents=30, title=f"“{_short(args.prompt)}”")
-        fig.savefig(args.heatmap, dpi=150)
+        _save(fig, args.heatmap)
         print(f"wrote {args.heatmap}")
 
 
@@ -409,7 +414,7 @@ def _run_contrast(args) -> None:
     if args.figure and len(significant):
         from toymodels.plots.lm import contrast_strips
 
-        contrast_strips(table, activations, statistic=args.statistic).savefig(args.figure, dpi=150)
+        _save(contrast_strips(table, activations, statistic=args.statistic), args.figure)
         print(f"wrote {args.figure}")
     if args.store:
         _contexts_of_strongest(args, sae, tokenizer, significant, list(sets))
@@ -441,10 +446,11 @@ def _contexts_of_strongest(args, sae, tokenizer, significant, names) -> None:
         if args.contexts_figure and contexts and not drawn:
             from toymodels.plots.lm import latent_contexts
 
-            latent_contexts(contexts, latent, density=density,
-                            title=f"latent {latent}, the strongest “{name}” latent: its top "
-                                  f"contexts in the store ({100 * density:.3g} % of tokens)"
-                            ).savefig(args.contexts_figure, dpi=150)
+            _save(latent_contexts(contexts, latent, density=density,
+                                  title=f"latent {latent}, the strongest “{name}” latent: its "
+                                        f"top contexts in the store ({100 * density:.3g} % of "
+                                        "tokens)"),
+                  args.contexts_figure)
             print(f"wrote {args.contexts_figure}")
             drawn = True
 
@@ -554,8 +560,8 @@ def _run_latent(args) -> None:
     if args.figure and contexts:
         from toymodels.plots.lm import latent_contexts
 
-        latent_contexts(contexts, args.latent, density=density, promoted=promoted).savefig(
-            args.figure, dpi=150)
+        _save(latent_contexts(contexts, args.latent, density=density, promoted=promoted),
+              args.figure)
         print(f"wrote {args.figure}")
 
 
