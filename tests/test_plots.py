@@ -251,3 +251,18 @@ def test_phase_colours_are_one_per_phase_in_code_order():
     colors = style.PHASE_CMAP(style.PHASE_NORM(codes))
     expected = [style.mpl.colors.to_rgba(style.PHASE_COLORS[p]) for p in PHASES]
     np.testing.assert_allclose(colors, expected)
+
+
+def test_phase_diagram_picks_each_point_by_exact_loss_not_the_recorded_one(data):
+    ds = data["phase21"].isel(seed=[0, 0]).assign_coords(seed=[0, 1])
+    # Seed 1: a dead model (W = 0, b = 0: nothing represented, a high exact loss) whose recorded
+    # training loss claims to be the lowest everywhere.
+    dead = ds["seed"] == 1
+    ds = ds.assign(W=ds["W"].where(~dead, 0.0), b=ds["b"].where(~dead, 0.0),
+                   loss=ds["loss"].where(~dead, -1.0))
+    theory = phase_change.theory_for(ds)
+    honest = float(phase_change.agreement_of(
+        phase_change.seed_phases(ds).sel(seed=0, drop=True), theory["phase"]))
+    fooled = float(phase_change.agreement_of(phase_change.empirical_phase(ds), theory["phase"]))
+    assert fooled < honest
+    assert f"agree at {honest:.1%}" in plots.phase_diagram(ds, theory=theory).get_suptitle()

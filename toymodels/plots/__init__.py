@@ -8,7 +8,7 @@ so it works on a headless machine); `write_figures` looks at what each dataset h
 kind, n_features and d_hidden (the `model` attr) and its grid dims — and draws every figure it can
 feed. A figure function given a dataset it cannot draw raises a ValueError saying why. Where a
 grid has a `seed` dim, figures show the lowest-loss seed at each point (represented_vs_sparsity
-shows every seed, and their mean).
+shows every seed, and their mean); the phase figures pick it by exact expected loss.
 
 - `tms_intro.png` (`tms_intro`): a relu_output sweep over feature_probability, n ≤ 30.
 - `represented_vs_sparsity.png` (`represented_vs_sparsity`): a relu_output and a linear sweep of
@@ -21,7 +21,7 @@ shows every seed, and their mean).
   in a process, shared by the sweeps over the same grid).
 - `phase_basins_2_1.png`, `phase_basins_3_2.png` (`phase_basins`): the same kind of sweep with at
   least 8 seeds per point: the fraction of seeds that reach the theory's phase at every point,
-  beside the lowest-loss seed's diagram and the theory. Such a sweep gets this figure instead of
+  beside the lowest-exact-loss seed's diagram and the theory. Such a sweep gets this figure instead of
   `phase_n_m.png`, whose panels it includes.
 - `training_dynamics.png` (`training_dynamics`): a sweep of any kind with snapshots (a
   snapshot_step dim), optionally over feature_probability.
