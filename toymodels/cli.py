@@ -57,9 +57,9 @@ def run_experiment(exp, out: Path, progress: bool | None = None, chunk_size: int
 
 
 def write_figures(datasets: dict[str, xr.Dataset], to: Path) -> list[Path]:
+    """`plots.write_figures`, imported only when figures are drawn (matplotlib is slow to load)."""
     from toymodels import plots
 
-    to.mkdir(parents=True, exist_ok=True)
     return plots.write_figures(datasets, to)
 
 

@@ -162,6 +162,12 @@ def figure_plan(datasets: Mapping[str, xr.Dataset]) -> Plan:
         names = _qualifying(datasets, stem, problems)
         plan.extend((file, figure, (datasets[name],)) for name, file in _files(stem, names, ext))
 
+    def together(stem, problems, figure):
+        """One figure of every qualifying dataset, passed as {name: dataset}."""
+        names = _qualifying(datasets, stem, problems)
+        if names:
+            plan.append((f"{stem}.png", figure, ({k: datasets[k] for k in names},)))
+
     each("tms_intro", intro.problems, tms_intro)
 
     stem = "represented_vs_sparsity"
@@ -193,23 +199,14 @@ def figure_plan(datasets: Mapping[str, xr.Dataset]) -> Plan:
 
     each("training_dynamics", dynamics.problems, training_dynamics)
 
-    names = _qualifying(datasets, "neuron_polysemanticity", neurons.problems)
-    if names:
-        plan.append(("neuron_polysemanticity.png", neuron_polysemanticity,
-                     ({k: datasets[k] for k in names},)))
+    together("neuron_polysemanticity", neurons.problems, neuron_polysemanticity)
 
     each("monosemanticity", monosemanticity.problems, monosemanticity_sweep)
-    names = _qualifying(datasets, "monosemanticity_vs_loss", monosemanticity.loss_problems)
-    if names:
-        plan.append(("monosemanticity_vs_loss.png", monosemanticity_vs_loss,
-                     ({k: datasets[k] for k in names},)))
+    together("monosemanticity_vs_loss", monosemanticity.loss_problems, monosemanticity_vs_loss)
 
     each("sae_recovery", sae.recovery_problems, sae_recovery)
     each("latent_density", sae.density_problems, latent_density)
-    names = _qualifying(datasets, "sae_toy_directions", sae.toy_problems)
-    if names:
-        plan.append(("sae_toy_directions.png", sae_toy_directions,
-                     ({k: datasets[k] for k in names},)))
+    together("sae_toy_directions", sae.toy_problems, sae_toy_directions)
     each("universality_similarity", universality.problems, universality_similarity)
     each("universality_vs_recovery", universality.problems, universality_vs_recovery)
     each("universality_feature_splits", universality.problems, feature_split_table, ext="csv")

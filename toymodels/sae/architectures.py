@@ -166,7 +166,8 @@ def _kaiming_uniform(key, shape: tuple[int, int], fan_in: int) -> jax.Array:
     return jax.random.uniform(key, shape, minval=-bound, maxval=bound)
 
 
-def _unit_rows(W: jax.Array) -> jax.Array:
+def unit_rows(W: jax.Array) -> jax.Array:
+    """Each row of W scaled to norm 1; zero rows stay zero."""
     n = norm(W, keepdims=True)
     return W / jnp.where(n > 0, n, 1.0)
 
@@ -183,11 +184,11 @@ class Standard(nnx.Module):
         self.cfg = cfg
         d_out = cfg.output_width
         init_norm = 1.0 if cfg.has_unit_norm_decoder else decoder_init_norm
-        W_dec = init_norm * _unit_rows(_kaiming_uniform(rngs.params(), (cfg.d_sae, d_out), d_out))
+        W_dec = init_norm * unit_rows(_kaiming_uniform(rngs.params(), (cfg.d_sae, d_out), d_out))
         if d_out == cfg.d_in:
             W_enc = W_dec.T
         else:  # a transcoder: the encoder reads another space; same norms, its own directions
-            W_enc = init_norm * _unit_rows(
+            W_enc = init_norm * unit_rows(
                 _kaiming_uniform(rngs.params(), (cfg.d_sae, cfg.d_in), cfg.d_in)).T
         self.W_enc = nnx.Param(W_enc)
         self.W_dec = nnx.Param(W_dec)

@@ -19,14 +19,10 @@ import jax.numpy as jnp
 import optax
 
 from toymodels.analysis._vectors import norm
+from toymodels.sae.architectures import unit_rows
 
 #: per-latent vectors reset to zero (log_threshold is kept: it is not a direction).
 LATENT_VECTORS = ("b_enc", "b_gate", "r_mag", "b_mag")
-
-
-def _unit(v: jax.Array) -> jax.Array:
-    n = norm(v, keepdims=True)
-    return v / jnp.where(n > 0, n, 1.0)
 
 
 def _keep_masks(params: dict, dead: jax.Array) -> dict:
@@ -65,15 +61,15 @@ def resample(method: str, params: dict, opt_state, optimizer: optax.GradientTran
     same_space = W_dec.shape[1] == d_in
     dir_key, enc_key = jax.random.split(key)
     if method == "simple":
-        out_dir = _unit(jax.random.normal(dir_key, (d_sae, W_dec.shape[1])))
-        in_dir = out_dir if same_space else _unit(jax.random.normal(enc_key, (d_sae, d_in)))
+        out_dir = unit_rows(jax.random.normal(dir_key, (d_sae, W_dec.shape[1])))
+        in_dir = out_dir if same_space else unit_rows(jax.random.normal(enc_key, (d_sae, d_in)))
         enc_norm = 0.5
     else:
         err = jnp.sum((X_hat - T) ** 2, axis=-1)
         logits = jnp.log(jnp.maximum(err, 1e-30))
         index = jax.random.categorical(dir_key, logits, shape=(d_sae,))
-        out_dir = _unit(T[index] - (params["b_dec"] if subtracts_b_dec else 0.0))
-        in_dir = out_dir if same_space else _unit(X[index])
+        out_dir = unit_rows(T[index] - (params["b_dec"] if subtracts_b_dec else 0.0))
+        in_dir = out_dir if same_space else unit_rows(X[index])
         alive = ~dead
         enc_norms = norm(W_enc.T)
         mean_alive = jnp.sum(enc_norms * alive) / jnp.maximum(jnp.sum(alive), 1)
