@@ -20,6 +20,7 @@ import types
 
 import numpy as np
 
+from toymodels import trainers
 import toymodels as tm
 
 #: swept coefficient values the references use, all away from their defaults and nonzero so that
@@ -87,7 +88,7 @@ def ground_truth(cfg: tm.SAEConfig, seed: int = 0) -> tm.GroundTruth:
 def make_trainer(cfg: tm.SAEConfig, train: tm.TrainConfig, **overrides):
     """(config with COEFFICIENTS and `overrides`, its trainer on ground truth, its swept values)."""
     cfg = with_coefficients(cfg, **overrides)
-    trainer = cfg.make_trainer(train, ground_truth(cfg))
+    trainer = trainers.make_trainer(cfg, train, ground_truth(cfg))
     return cfg, trainer, trainer.swept(cfg, train, 0)
 
 

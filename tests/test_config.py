@@ -82,3 +82,18 @@ def test_grid_names_allowed_fields():
     with pytest.raises(ValueError, match="static") as err:
         tm.sweep(MODEL, {"n_features": [3]}, tm.TrainConfig(steps=10, log_every=10))
     assert "feature_probability" in str(err.value)
+
+
+@pytest.mark.parametrize("steps, log_every", [(10, 10), (1, 1), (150, 75), (7, 7), (10_000, 100),
+                                              (300, 100)])
+def test_log_every_follows_steps_when_not_given(steps, log_every):
+    """A default never makes a valid request fail: TrainConfig(steps=10) used to ask for 100."""
+    train = tm.TrainConfig(steps=steps)
+    assert train.log_every == log_every
+    assert steps % train.log_every == 0 and len(train.log_steps) == steps // log_every
+
+
+def test_an_explicit_log_every_is_still_checked():
+    assert tm.TrainConfig(steps=10, log_every=5).log_every == 5
+    with pytest.raises(ValueError, match=r"log_every must be an integer in \[1, 10\]"):
+        tm.TrainConfig(steps=10, log_every=100)

@@ -16,6 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from toymodels import trainers
 import toymodels as tm
 from sae_reference import (
     CASES,
@@ -51,7 +52,7 @@ SEEDS = st.integers(0, 2**32 - 1)
 def loss_and_grad(cfg: tm.SAEConfig):
     """The jitted value and gradient of `SAETrainer.loss` of a configuration (compiled once)."""
     train = tm.TrainConfig(steps=4, batch_size=BATCH, log_every=2)
-    trainer = with_coefficients(cfg).make_trainer(train, ground_truth(cfg))
+    trainer = trainers.make_trainer(with_coefficients(cfg), train, ground_truth(cfg))
     return jax.jit(jax.value_and_grad(trainer.loss, has_aux=True))
 
 

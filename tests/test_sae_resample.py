@@ -15,6 +15,7 @@ import numpy as np
 import optax
 import pytest
 
+from toymodels import trainers
 import toymodels as tm
 from sae_reference import CASES, ground_truth, make_trainer, offset_batches, trainer_batch
 from toymodels.sae.resample import resample
@@ -29,7 +30,7 @@ def resample_pair(case: str, method: str):
     train = tm.TrainConfig(steps=STEPS, batch_size=BATCH, log_every=STEPS, lr=1e-2)
     cfg, trainer, swept = make_trainer(CASES[case], train, dead_window=WINDOW, resample=method,
                                        resample_every=EVERY)
-    plain = dataclasses.replace(cfg, resample="none").make_trainer(train, ground_truth(cfg))
+    plain = trainers.make_trainer(dataclasses.replace(cfg, resample="none"), train, ground_truth(cfg))
     X, T = offset_batches(cfg, 2, 1, BATCH)[0]
     batch = trainer_batch(cfg, X, T)
     state = trainer.init(swept, batch)

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from toymodels import trainers
 import toymodels as tm
 from killed_sweep import kill_after_chunks
 from sae_reference import CASES, ground_truth, with_coefficients
@@ -28,7 +29,7 @@ def test_host_pairs_train_as_a_python_loop_over_their_batches():
              for _ in range(TRAIN.steps)]
     grid = {"l1_coefficient": [0.05, 0.5], "seed": [0, 1]}
     ds = tm.sweep(cfg, grid, TRAIN, data=pairs, progress=False)
-    trainer = cfg.make_trainer(TRAIN, pairs)
+    trainer = trainers.make_trainer(cfg, TRAIN, pairs)
     init, step = jax.jit(trainer.init), jax.jit(trainer.step)
     for l1 in grid["l1_coefficient"]:
         for seed in grid["seed"]:

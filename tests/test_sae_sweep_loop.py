@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from toymodels import trainers
 import toymodels as tm
 from sae_reference import CASES, ENGINE_CASES, MAIN_COEFFICIENT, ground_truth, with_coefficients
 from toymodels.trainable import stream_keys
@@ -27,7 +28,7 @@ def test_sweep_equals_python_loop_over_points(case):
     grid = {coefficient: [0.05, 0.5], "seed": [0, 3]}
     ds = tm.sweep(cfg, grid, TRAIN, data=data, progress=False)
 
-    trainer = cfg.make_trainer(TRAIN, data)
+    trainer = trainers.make_trainer(cfg, TRAIN, data)
     step = jax.jit(trainer.step)  # init and outputs run eagerly: cheaper than compiling them
     source, n_logs = trainer.source, TRAIN.steps // TRAIN.log_every
     for value in grid[coefficient]:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
+from toymodels import trainers
 import toymodels as tm
 from sae_reference import (
     CASES,
@@ -153,7 +154,7 @@ def test_recipe_defaults_are_saelens():
     """Adam, no weight decay, clip 1.0: what an SAE trains with when TrainConfig leaves it open."""
     cfg = CASES["standard"]
     train = tm.TrainConfig(steps=STEPS, batch_size=BATCH, log_every=STEPS)
-    trainer = cfg.make_trainer(train, ground_truth(cfg))
+    trainer = trainers.make_trainer(cfg, train, ground_truth(cfg))
     t = trainer.train_config
     assert (t.optimizer, t.max_grad_norm) == ("adam", 1.0)
     assert trainer.swept(cfg, train, 0).weight_decay == 0.0

@@ -268,15 +268,6 @@ class ToyModelConfig:
                     _fail(name, f"{default!r} for kind={self.kind!r} (it applies to the jermyn "
                           f"kinds: {', '.join(JERMYN_KINDS)})", getattr(self, name))
 
-    def make_trainer(self, train: "TrainConfig", data: Any = None):
-        """The toy-model trainer of the static part of (self, train); toy models make their data."""
-        if data is not None:
-            raise ValueError("data must be None for a toy model, which draws its own features; "
-                             f"got {type(data).__name__}")
-        from toymodels.train import make_trainer
-
-        return make_trainer(self, train)
-
     def check_grid(self, grid: dict[str, Any]) -> None:
         """Checks of a grid that involve several fields (each value is checked on its own first)."""
         if "importance_decay" in grid and self.importance is not None and "importance" not in grid:
@@ -383,7 +374,10 @@ class TrainConfig:
     annealing_steps: int = static(
         512, "T_max of cosine_annealing: steps from lr down to its minimum (Jermyn et al.: 2⁹), ≥ 1"
     )
-    log_every: int = static(100, "record the mean training loss every log_every steps; divides steps")
+    log_every: int | None = static(
+        None, "record the mean training loss every log_every steps, a divisor of steps; None: "
+        "100 where it divides steps, else the largest divisor of steps below 100 (stored resolved)"
+    )
     snapshot_steps: tuple[int, ...] = static(
         (), "steps at which to keep a copy of the parameters; multiples of log_every in [0, steps]"
     )
@@ -410,6 +404,8 @@ class TrainConfig:
         _check_int("decay_steps", self.decay_steps, 0, self.steps - self.warmup_steps)
         _check_float("final_lr_fraction", self.final_lr_fraction, 0.0, 1.0)
         _check_int("annealing_steps", self.annealing_steps, 1)
+        if self.log_every is None:
+            object.__setattr__(self, "log_every", default_log_every(self.steps))
         _check_int("log_every", self.log_every, 1, self.steps)
         if self.steps % self.log_every:
             _fail("log_every", f"a divisor of steps={self.steps}", self.log_every)
@@ -437,6 +433,16 @@ class TrainConfig:
             optimizer = fill.get("optimizer", self.optimizer)
             fill["eps"] = OPTIMIZER_EPS.get(optimizer, 1e-8)
         return dataclasses.replace(self, **fill) if fill else self
+
+
+#: TrainConfig's log_every where it divides steps (the TMS notebook logs every 100 steps).
+DEFAULT_LOG_EVERY = 100
+
+
+def default_log_every(steps: int) -> int:
+    """The log interval when none is given: DEFAULT_LOG_EVERY if it divides steps, else the
+    largest divisor of steps below it (steps=10 logs every 10 steps, steps=150 every 75)."""
+    return max(d for d in range(1, min(steps, DEFAULT_LOG_EVERY) + 1) if steps % d == 0)
 
 
 def field_docs(cls) -> dict[str, str]:

@@ -42,6 +42,7 @@ from toymodels.config import (
 )
 from toymodels.data import FeatureLayout, features_from_uniform
 from toymodels.grid import Axis
+from toymodels.train import make_trainer
 
 __all__ = ["GroundTruth", "HostData", "ToyActivations", "as_source"]
 
@@ -183,8 +184,6 @@ class ToyActivations:
         if self.model.is_jermyn:
             _fail("results", "a sweep of a TMS kind (relu_output, linear, hidden_relu, abs); the "
                   "jermyn kinds' activations are not a source yet", self.model.kind)
-        from toymodels.train import make_trainer
-
         self._trainer = make_trainer(self.model, TrainConfig())
         names = list(self._trainer.module.param_dims)
         missing = [n for n in names if n not in results]

@@ -1,10 +1,12 @@
-"""Sweeping static fields (an SAE's `d_sae` and `k`, a jermyn model's `d_hidden`): one compiled
-sweep per value, one Dataset.
+"""Merging the sub-sweeps of static grid keys (an SAE's `d_sae` and `k`, a jermyn model's
+`d_hidden`) into one Dataset, and splitting it again.
 
 A grid key that fixes shapes (the number of latents) or the compiled program (top-k's k) cannot
 be an array inside one compiled program, so `tm.sweep` runs one sub-sweep per combination of
-such values and merges them. Latent axes of different widths are stored in one Dataset, padded
-to the widest with zeros: a padded latent has a zero encoder column, decoder row and biases, so
+such values (`toymodels.sweep`) and merges them here. These are functions of Datasets only: this
+module knows nothing of how the parts were trained.
+
+Latent axes of different widths are stored in one Dataset, padded to the widest with zeros: a padded latent has a zero encoder column, decoder row and biases, so
 it never fires and reconstructs nothing — the narrow SAE's outputs are unchanged. `latent_mask`
 (d_sae, latent) marks the real latents, and `tm.SAE.from_results` drops the padding;
 `split_widths(ds)` gives one unpadded Dataset per width. A jermyn model's neurons (`d_hidden`)
@@ -15,23 +17,17 @@ changes no output.
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
-import json
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from toymodels.config import TrainConfig
-from toymodels.store import SweepStore
-
-__all__ = ["split_widths", "sweep_static"]
+__all__ = ["WIDTH_DIMS", "grid_values", "merge_parts", "split_widths"]
 
 
-def _values(name: str, values: Any) -> list:
+def grid_values(name: str, values: Any) -> list:
+    """The values of one static grid key as a list of Python scalars; errors name the key."""
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
         raise ValueError(f"grid[{name!r}] must be a sequence of values; got {values!r}")
     if len(values) == 0:
@@ -39,51 +35,14 @@ def _values(name: str, values: Any) -> list:
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
-def sweep_static(config: Any, grid: Mapping[str, Any], train: TrainConfig,
-                 static_keys: Sequence[str], *, data: Any, out: str | None, **options
-                 ) -> xr.Dataset:
-    """`tm.sweep` over a grid with static keys: every sub-sweep checked first, then run."""
-    from toymodels.sweep import _sweep, plan_sweep
-
-    values = {k: _values(k, grid[k]) for k in static_keys}
-    combos = list(itertools.product(*values.values()))
-    # Each config's own validation names the field (k outside [1, d_sae] …).
-    configs = [dataclasses.replace(config, **dict(zip(static_keys, c))) for c in combos]
-    rest = {k: v for k, v in grid.items() if k not in values}
-    plans = [plan_sweep(c, rest, train, data) for c in configs]
-    host = plans[0][1].host_data
-    if host is not None and len(configs) > 1:
-        host.check_reiterable(len(configs))
-
-    description = plans[0][0].describe()
-    description["grid"] = {k: (values[k] if k in values else description["grid"][k])
-                           for k in grid}
-    if plans[0][1].describe_data() is not None:
-        description["data"] = plans[0][1].describe_data()
-    store = SweepStore(out, description) if out is not None else None
-
-    parts = []
-    for combo, cfg in zip(combos, configs):
-        sub = None if out is None else str(
-            Path(out) / "_".join(f"{k}={v}" for k, v in zip(static_keys, combo)))
-        parts.append(_sweep(cfg, rest, train, data=data, out=sub, **options))
-    parts = [p.assign_coords(dict(zip(static_keys, combo))) for p, combo in zip(parts, combos)]
-    shared = list(plans[0][1].data_variables())  # the data's variables: the same in every part
-    ds = _merge([p.drop_vars(shared) for p in parts], static_keys,
-                [len(values[k]) for k in static_keys], list(grid))
-    ds = ds.assign({name: parts[0][name] for name in shared})
-    ds.attrs = {k: json.dumps(v) for k, v in description.items()}
-    if store is not None:
-        store.save_results(ds)
-    return ds
-
-
 #: width fields a grid may sweep, and the dim each sets: an SAE's latents, a jermyn model's neurons.
 WIDTH_DIMS = {"d_sae": "latent", "d_hidden": "hidden"}
 
 
-def _merge(parts: list[xr.Dataset], keys: Sequence[str], sizes: Sequence[int],
-           order: Sequence[str]) -> xr.Dataset:
+def merge_parts(parts: list[xr.Dataset], keys: Sequence[str], sizes: Sequence[int],
+                order: Sequence[str]) -> xr.Dataset:
+    """One Dataset of the sub-sweeps `parts` (C order over `keys`, of the given sizes), each
+    width dim padded with zeros to the widest and marked by `<dim>_mask`; dims in grid `order`."""
     dims = [WIDTH_DIMS[k] for k in keys if k in WIDTH_DIMS]
     widths = {d: max(p.sizes.get(d, 0) for p in parts) for d in dims}
     padded = []

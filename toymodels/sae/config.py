@@ -210,12 +210,6 @@ class SAEConfig:
             return self.architecture in (*_TOPK, "gated")
         return self.unit_norm_decoder
 
-    def make_trainer(self, train, data: Any):
-        """The SAE trainer of the static part of (self, train) on `data` (checked against d_in)."""
-        from toymodels.sae.train import make_trainer
-
-        return make_trainer(self, train, data)
-
     def check_grid(self, grid: dict[str, Any]) -> None:
         """A grid may sweep only the coefficients this architecture reads."""
         ignored = sorted(k for k in grid

@@ -34,6 +34,7 @@ from toymodels.optim import make_optimizer
 from toymodels.sae import architectures as arch
 from toymodels.sae.config import SAEConfig
 from toymodels.sae.resample import resample
+from toymodels.sources import as_source
 from toymodels.trainable import TrainState, stream_keys
 from toymodels.train import static_only
 
@@ -283,8 +284,6 @@ def make_trainer(sae: SAEConfig, train: TrainConfig, data: Any) -> SAETrainer:
 
     Raises ValueError (before anything compiles) when the data's width is not d_in (or d_out).
     """
-    from toymodels.sources import as_source
-
     if data is None:
         _fail("data", "GroundTruth, ToyActivations, an activation store or an iterable of "
               "(batch, d_in) arrays for an SAE", data)
