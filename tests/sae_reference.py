@@ -25,7 +25,7 @@ import toymodels as tm
 
 #: swept coefficient values the references use, all away from their defaults and nonzero so that
 #: a term left out (or weighted by the wrong coefficient) shows.
-COEFFICIENTS = dict(l1_coefficient=0.3, l0_coefficient=0.2, aux_coefficient=0.5,
+COEFFICIENTS = dict(l1_coefficient=0.3, l0_coefficient=0.2, aux_loss_coefficient=0.5,
                     pre_act_loss_coefficient=0.4, jumprelu_bandwidth=0.3,
                     jumprelu_tanh_scale=2.0, jumprelu_init_threshold=0.05,
                     topk_threshold_lr=0.3, decoder_init_norm=0.2)
@@ -39,7 +39,7 @@ CASES: dict[str, tm.SAEConfig] = {
     "batchtopk": tm.SAEConfig(d_in=6, d_sae=12, architecture="batchtopk", k=2),
     "jumprelu_step": tm.SAEConfig(d_in=6, d_sae=12, architecture="jumprelu"),
     "jumprelu_tanh_crosscoder": tm.SAEConfig(d_in=8, d_sae=12, architecture="jumprelu",
-                                             jumprelu_sparsity_loss="tanh", n_output_sites=2),
+                                             jumprelu_sparsity_loss_mode="tanh", n_output_sites=2),
     "gated": tm.SAEConfig(d_in=6, d_sae=12, architecture="gated"),
     "gated_free_decoder": tm.SAEConfig(d_in=6, d_sae=12, architecture="gated",
                                        unit_norm_decoder=False),
@@ -54,7 +54,7 @@ ENGINE_CASES = ("standard", "topk", "batchtopk", "jumprelu_step", "gated", "tran
 
 #: the coefficient each architecture's sparsity is swept by.
 MAIN_COEFFICIENT = {"standard": "l1_coefficient", "gated": "l1_coefficient",
-                    "topk": "aux_coefficient", "batchtopk": "aux_coefficient",
+                    "topk": "aux_loss_coefficient", "batchtopk": "aux_loss_coefficient",
                     "jumprelu": "l0_coefficient"}
 
 
@@ -245,10 +245,10 @@ def np_loss_terms(cfg: tm.SAEConfig, p: dict, X, T, dead, coefficients=None,
     if arch == "standard":
         terms["l1"] = sparsity_scale * c["l1_coefficient"] * mean(F @ w)
     elif arch in ("topk", "batchtopk"):
-        terms["auxk"] = c["aux_coefficient"] * np_auxk(cfg, pre, p["W_dec"], T - X_hat, dead)
+        terms["auxk"] = c["aux_loss_coefficient"] * np_auxk(cfg, pre, p["W_dec"], T - X_hat, dead)
     elif arch == "jumprelu":
         theta = fwd["threshold"]
-        if cfg.jumprelu_sparsity_loss == "step":
+        if cfg.jumprelu_sparsity_loss_mode == "step":
             sparsity = np.sum(pre > theta, axis=-1)
         else:
             sparsity = np.sum(np.tanh(c["jumprelu_tanh_scale"] * F * w), axis=-1)
@@ -422,9 +422,9 @@ def torch_reference():
         if arch == "standard":
             terms["l1"] = sparsity_scale * c["l1_coefficient"] * (F * w).sum(-1).mean()
         elif arch in ("topk", "batchtopk"):
-            terms["auxk"] = c["aux_coefficient"] * auxk(cfg, pre, p["W_dec"], T - X_hat, dead)
+            terms["auxk"] = c["aux_loss_coefficient"] * auxk(cfg, pre, p["W_dec"], T - X_hat, dead)
         elif arch == "jumprelu":
-            if cfg.jumprelu_sparsity_loss == "step":
+            if cfg.jumprelu_sparsity_loss_mode == "step":
                 sparsity = Step.apply(pre, theta, c["jumprelu_bandwidth"]).sum(-1)
             else:
                 sparsity = torch.tanh(c["jumprelu_tanh_scale"] * F * w).sum(-1)
@@ -455,12 +455,12 @@ def torch_reference():
         """SAELens's training step (float64) from params p0, one step per (X, T) batch.
 
         The sparsity coefficients warm up over cfg.sparsity_warmup_steps; inputs and targets are
-        multiplied by `scale`; latents dead after cfg.dead_window steps without firing.
+        multiplied by `scale`; latents dead after cfg.dead_feature_window steps without firing.
 
         Returns {params: final params, loss: (steps,), mse (in the data's units), fvu (about
         the batch mean), l0: (steps,) each step's metrics, grad_norm: (steps,) global gradient
         norms before clipping, since: steps_since_fired, fire_count: firings over the final
-        dead_window steps, threshold: BatchTopK's running threshold}.
+        dead_feature_window steps, threshold: BatchTopK's running threshold}.
         """
         c = COEFFICIENTS if coefficients is None else coefficients
         tp = tensors(p0)
@@ -472,11 +472,11 @@ def torch_reference():
         threshold, losses, grad_norms = 0.0, [], []
         metrics = {"mse": [], "fvu": [], "l0": []}
         steps, warmup = len(batches), cfg.sparsity_warmup_steps
-        window_start = steps - min(cfg.dead_window, steps)
+        window_start = steps - min(cfg.dead_feature_window, steps)
         for t, (X, T) in enumerate(batches):
             X = torch.tensor(X, dtype=torch.float64) * scale[0]
             T = torch.tensor(T, dtype=torch.float64) * scale[1]
-            dead = since > cfg.dead_window
+            dead = since > cfg.dead_feature_window
             warm = min(t / warmup, 1.0) if warmup else 1.0
             opt.zero_grad()
             total, _, F, X_hat = loss(cfg, tp, X, T, dead, c, sparsity_scale=warm)

@@ -33,7 +33,7 @@ def trained(tmp_path_factory):
           "--out", str(root / "acts"), "--quiet"])
     args = ["lm", "train-sae", str(root / "acts"), "--out", str(root / "sae"), "--expansion", "4",
             "--grid", "l1_coefficient=0.01,0.1", "--steps", "60", "--batch-size", "128",
-            "--set", "b_dec_init=mean", "--quiet"]
+            "--set", "b_dec_init_method=mean", "--quiet"]
     main(args)
     return root, args
 
@@ -42,7 +42,7 @@ def test_train_sae_writes_a_resumable_sweep(trained, capsys):
     root, args = trained
     ds = tm.load_results(root / "sae")
     assert ds.W_dec.dims == ("l1_coefficient", "latent", "d_in") and ds.sizes["latent"] == 128
-    assert json.loads(ds.attrs["sae"])["b_dec_init"] == "mean"
+    assert json.loads(ds.attrs["sae"])["b_dec_init_method"] == "mean"
     assert json.loads(ds.attrs["train"])["log_every"] == 3            # 60 / 20
     assert len(lm.ActivationStore(root / "acts")) == int(json.loads(ds.attrs["data"])["tokens"])
     main(args + ["--save-saelens", str(root / "saelens")])            # resumes: nothing to train

@@ -66,7 +66,7 @@ def context(dead: np.ndarray, c: dict = COEFFICIENTS) -> Context:
     return Context(
         l1_coefficient=jnp.float32(c["l1_coefficient"]),
         l0_coefficient=jnp.float32(c["l0_coefficient"]),
-        aux_coefficient=jnp.float32(c["aux_coefficient"]),
+        aux_loss_coefficient=jnp.float32(c["aux_loss_coefficient"]),
         pre_act_loss_coefficient=jnp.float32(c["pre_act_loss_coefficient"]),
         jumprelu_bandwidth=jnp.float32(c["jumprelu_bandwidth"]),
         jumprelu_tanh_scale=jnp.float32(c["jumprelu_tanh_scale"]),
@@ -82,7 +82,7 @@ def _coefficient(low, high):
 #: the coefficients a training step hands the loss (swept values: arrays, so no recompilation).
 COEFFICIENT_DRAWS = st.fixed_dictionaries({
     "l1_coefficient": _coefficient(0, 4), "l0_coefficient": _coefficient(0, 4),
-    "aux_coefficient": _coefficient(0, 4), "pre_act_loss_coefficient": _coefficient(0, 4),
+    "aux_loss_coefficient": _coefficient(0, 4), "pre_act_loss_coefficient": _coefficient(0, 4),
     "jumprelu_bandwidth": _coefficient(0.0625, 1), "jumprelu_tanh_scale": _coefficient(0.5, 8),
 })
 

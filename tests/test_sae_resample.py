@@ -28,7 +28,7 @@ def resample_pair(case: str, method: str):
     """Jitted steps of a resampling trainer and of its twin without, and a state at whose step
     every third latent is dead (past the window, and made unable to fire)."""
     train = tm.TrainConfig(steps=STEPS, batch_size=BATCH, log_every=STEPS, lr=1e-2)
-    cfg, trainer, swept = make_trainer(CASES[case], train, dead_window=WINDOW, resample=method,
+    cfg, trainer, swept = make_trainer(CASES[case], train, dead_feature_window=WINDOW, resample=method,
                                        resample_every=EVERY)
     plain = trainers.make_trainer(dataclasses.replace(cfg, resample="none"), train, ground_truth(cfg))
     X, T = offset_batches(cfg, 2, 1, BATCH)[0]
@@ -37,7 +37,7 @@ def resample_pair(case: str, method: str):
     dead = np.arange(cfg.d_sae) % 3 == 1
     bias = "b_gate" if cfg.architecture == "gated" else "b_enc"
     params = state.params | {bias: jnp.where(dead, -1e3, state.params[bias])}
-    since = np.where(dead, cfg.dead_window + 3, 0).astype(np.int32)
+    since = np.where(dead, cfg.dead_feature_window + 3, 0).astype(np.int32)
     state = state._replace(params=params,
                            aux=state.aux._replace(steps_since_fired=jnp.asarray(since)))
     return (cfg, jax.jit(trainer.step), jax.jit(plain.step), swept, state, dead, (X, T), batch)

@@ -48,8 +48,8 @@ def test_host_pairs_train_as_a_python_loop_over_their_batches():
 def test_chunk_size_does_not_change_results_with_host_data():
     """Host data is read again from its start for every chunk: a point's numbers depend only on
     its own values and seed (in-graph data: test_sae_sweep.py), here with BatchTopK's state."""
-    cfg = with_coefficients(CASES["batchtopk"], dead_window=2)
-    grid = {"aux_coefficient": [0.1, 1.0], "seed": [0, 1]}
+    cfg = with_coefficients(CASES["batchtopk"], dead_feature_window=2)
+    grid = {"aux_loss_coefficient": [0.1, 1.0], "seed": [0, 1]}
     rows = np.random.default_rng(0).normal(size=(150, cfg.d_in)).astype(np.float32)
     pieces = [rows[i:i + 50] for i in range(0, 150, 50)]  # regrouped into batches of 16, cycled
     whole = tm.sweep(cfg, grid, TRAIN, data=pieces, progress=False)
@@ -78,10 +78,10 @@ def test_divergence_is_flagged_and_contained():
 SCRIPT = textwrap.dedent("""
     import sys
     import toymodels as tm
-    sae = tm.SAEConfig(d_in=6, d_sae=12, architecture="topk", k=2, dead_window=50)
+    sae = tm.SAEConfig(d_in=6, d_sae=12, architecture="topk", k=2, dead_feature_window=50)
     data = tm.GroundTruth(d_in=6, n_features=10, mean_active=2.0)
     train = tm.TrainConfig(steps={steps}, batch_size=64, log_every=100)
-    tm.sweep(sae, {{"aux_coefficient": [0.0, 0.01, 0.1, 1.0], "seed": [0, 1]}}, train,
+    tm.sweep(sae, {{"aux_loss_coefficient": [0.0, 0.01, 0.1, 1.0], "seed": [0, 1]}}, train,
              data=data, out=sys.argv[1], chunk_size=1, progress=False)
 """)
 
@@ -93,10 +93,10 @@ def test_killed_sae_sweep_resumes_without_retraining(tmp_path):
     assert 2 <= len(finished) < n_chunks, finished
     assert not (out / "results.nc").exists()
 
-    sae = tm.SAEConfig(d_in=6, d_sae=12, architecture="topk", k=2, dead_window=50)
+    sae = tm.SAEConfig(d_in=6, d_sae=12, architecture="topk", k=2, dead_feature_window=50)
     data = tm.GroundTruth(d_in=6, n_features=10, mean_active=2.0)
     train = tm.TrainConfig(steps=steps, batch_size=64, log_every=100)
-    grid = {"aux_coefficient": [0.0, 0.01, 0.1, 1.0], "seed": [0, 1]}
+    grid = {"aux_loss_coefficient": [0.0, 0.01, 0.1, 1.0], "seed": [0, 1]}
     resumed = tm.sweep(sae, grid, train, data=data, out=str(out), chunk_size=1, progress=False)
     for name, mtime in finished.items():  # finished chunks were loaded, not retrained
         assert (out / "chunks" / name).stat().st_mtime_ns == mtime

@@ -22,7 +22,7 @@ TRAIN = tm.TrainConfig(steps=6, batch_size=16, log_every=3, lr=3e-3)
 
 @pytest.mark.parametrize("case", ENGINE_CASES)
 def test_sweep_equals_python_loop_over_points(case):
-    cfg = with_coefficients(CASES[case], dead_window=2)
+    cfg = with_coefficients(CASES[case], dead_feature_window=2)
     data = ground_truth(cfg)
     coefficient = MAIN_COEFFICIENT[cfg.architecture]
     grid = {coefficient: [0.05, 0.5], "seed": [0, 3]}

@@ -39,19 +39,19 @@ BATCH, STEPS, WINDOW = 16, 8, 2
 #: (case, static SAEConfig overrides, TrainConfig overrides): together every option of the step.
 RECIPES = {
     "standard": ("standard", dict(normalize_activations="expected_average_only_in",
-                                  b_dec_init="mean", sparsity_warmup_steps=3), {}),
+                                  b_dec_init_method="mean", sparsity_warmup_steps=3), {}),
     "standard_unit_norm_sgd_clipped": ("standard_unit_norm", dict(sparsity_warmup_steps=8),
                                        dict(optimizer="sgd", lr=0.5)),
-    "topk": ("topk", dict(b_dec_init="geometric_median"), {}),
-    "batchtopk": ("batchtopk", dict(dead_window=20,
+    "topk": ("topk", dict(b_dec_init_method="geometric_median"), {}),
+    "batchtopk": ("batchtopk", dict(dead_feature_window=20,
                                     normalize_activations="expected_average_only_in"), {}),
     "jumprelu_step": ("jumprelu_step", dict(sparsity_warmup_steps=4), {}),
     "jumprelu_tanh_crosscoder": ("jumprelu_tanh_crosscoder",
                                  dict(normalize_activations="expected_average_only_in"), {}),
-    "gated": ("gated", dict(b_dec_init="geometric_median",
+    "gated": ("gated", dict(b_dec_init_method="geometric_median",
                             normalize_activations="expected_average_only_in"), {}),
     "transcoder": ("transcoder", dict(normalize_activations="expected_average_only_in",
-                                      b_dec_init="mean", sparsity_warmup_steps=2), {}),
+                                      b_dec_init_method="mean", sparsity_warmup_steps=2), {}),
 }
 
 
@@ -65,7 +65,7 @@ def setup(case: str, overrides: dict, train_overrides: dict):
     """(config, train config, trainer, swept values) of a case, with the reference coefficients."""
     train = tm.TrainConfig(steps=STEPS, batch_size=BATCH, log_every=STEPS,
                            **({"lr": 1e-2} | train_overrides))
-    cfg, trainer, swept = make_trainer(CASES[case], train, **({"dead_window": WINDOW} | overrides))
+    cfg, trainer, swept = make_trainer(CASES[case], train, **({"dead_feature_window": WINDOW} | overrides))
     return cfg, train, trainer, swept
 
 
@@ -101,10 +101,10 @@ def test_training_steps_equal_the_torch_recipe(recipe):
     np.testing.assert_allclose(state.aux.scale_in, s_in, rtol=1e-5)
     np.testing.assert_allclose(state.aux.scale_out, s_out, rtol=1e-5)
     b_dec = {"zeros": np.zeros(cfg.output_width), "mean": np.mean(T0 * s_out, axis=0),
-             "geometric_median": reference_geometric_median(T0 * s_out)}[cfg.b_dec_init]
+             "geometric_median": reference_geometric_median(T0 * s_out)}[cfg.b_dec_init_method]
     np.testing.assert_allclose(state.params["b_dec"], b_dec, rtol=1e-4, atol=1e-4)
 
-    since0 = since_start(cfg.d_sae, cfg.dead_window)
+    since0 = since_start(cfg.d_sae, cfg.dead_feature_window)
     state = state._replace(aux=state.aux._replace(steps_since_fired=jnp.asarray(since0)))
     p0 = {k: np.asarray(v) for k, v in state.params.items()}
     step = jax.jit(trainer.step)
@@ -128,7 +128,7 @@ def test_training_steps_equal_the_torch_recipe(recipe):
         np.testing.assert_allclose(np.linalg.norm(state.params["W_dec"], axis=1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(state.aux.steps_since_fired, want["since"])
     outputs = trainer.outputs(state)
-    window = min(cfg.dead_window, STEPS)
+    window = min(cfg.dead_feature_window, STEPS)
     np.testing.assert_allclose(outputs["latent_density"], want["fire_count"] / (window * BATCH))
     np.testing.assert_allclose(outputs["activation_scale"], s_in, rtol=1e-6)
     if cfg.architecture == "batchtopk":

@@ -179,6 +179,7 @@ class ToyModelConfig:
     describe_as: ClassVar[str] = "model"
     #: swept fields whose grid values may be vectors, and the dim their entries run along.
     vector_fields: ClassVar[dict[str, str]] = {"importance": "feature", "feature_probability": "feature"}
+    renamed_fields: ClassVar[dict[str, str]] = {}  # {earlier name: current name}: none yet
     @property
     def train_recipe(self) -> dict[str, Any]:
         """How this kind trains where TrainConfig leaves it to the recipe (`TrainConfig.resolved`)."""

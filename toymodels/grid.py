@@ -10,6 +10,7 @@ range. A data source may add leading axes of its own (one SAE per toy model of a
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -122,6 +123,21 @@ class Grid:
             "train": _jsonable(dataclasses.asdict(self.train)),
             "grid": {a.name: a.values.tolist() for a in own},
         }
+
+
+def current_names(grid: Mapping[str, Any], renamed: Mapping[str, str]) -> dict[str, Any]:
+    """The grid with any field's earlier name replaced by its current one (with a warning that
+    points at the caller of `tm.sweep`)."""
+    out = {}
+    for name, values in grid.items():
+        if name in renamed:
+            warnings.warn(f"grid key {name!r} is now {renamed[name]!r}, SAELens's name; "
+                          f"{name!r} will be removed", DeprecationWarning, stacklevel=3)
+            name = renamed[name]
+        if name in out:
+            raise ValueError(f"grid key {name!r} is given twice (once by an earlier name)")
+        out[name] = values
+    return out
 
 
 def _is_field(config, name: str) -> bool:

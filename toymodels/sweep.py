@@ -32,7 +32,7 @@ from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from toymodels.config import TrainConfig
-from toymodels.grid import Grid
+from toymodels.grid import Grid, current_names
 from toymodels.runner import Results, Runner, Schedule, default_points_per_device
 from toymodels.store import SweepStore
 from toymodels.trainable import Trainer
@@ -82,6 +82,7 @@ def sweep(
     grid = {} if grid is None else grid
     if not isinstance(grid, Mapping):
         raise ValueError(f"grid must be a mapping of field name to values; got {type(grid).__name__}")
+    grid = current_names(grid, getattr(config, "renamed_fields", {}))
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}")
     static_keys = [k for k in grid if k in getattr(config, "static_grid_fields", ())]

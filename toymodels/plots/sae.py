@@ -203,7 +203,7 @@ def latent_density(ds: xr.Dataset) -> Figure:
     ax.legend(fontsize=7, frameon=False)
     cfg = sae_config(ds)
     width = int(ds["d_sae"]) if "d_sae" in ds.coords else cfg["d_sae"]
-    window = json.loads(ds.attrs["sae"])["dead_window"]
+    window = json.loads(ds.attrs["sae"])["dead_feature_window"]
     ax.set_title(f"Latent density of {cfg['architecture']} SAEs, d_sae = {width} "
                  f"(over the last {window} steps)")
     return fig

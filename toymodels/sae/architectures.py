@@ -153,11 +153,11 @@ class Context(NamedTuple):
 
     l1_coefficient: jax.Array  # () the swept coefficients, sparsity ones already warmed up
     l0_coefficient: jax.Array
-    aux_coefficient: jax.Array
+    aux_loss_coefficient: jax.Array
     pre_act_loss_coefficient: jax.Array
     jumprelu_bandwidth: jax.Array
     jumprelu_tanh_scale: jax.Array
-    dead: jax.Array  # (d_sae,) bool: latents that have not fired for more than dead_window steps
+    dead: jax.Array  # (d_sae,) bool: latents that have not fired for more than dead_feature_window steps
     threshold: jax.Array  # () batchtopk's running threshold
 
 
@@ -266,7 +266,7 @@ class TopK(Standard):
     def penalties(self, X, T, F, X_hat, extras, ctx):
         k_aux = max(1, self.cfg.d_in // 2)
         aux = auxk_loss(extras["pre"], T - X_hat, self.W_dec[...], ctx.dead, k_aux)
-        return {"auxk": ctx.aux_coefficient * aux}
+        return {"auxk": ctx.aux_loss_coefficient * aux}
 
 
 class BatchTopK(TopK):
@@ -308,7 +308,7 @@ class JumpReLU(Standard):
     def penalties(self, X, T, F, X_hat, extras, ctx):
         pre, threshold = extras["pre"], extras["threshold"]
         weights = self.penalty_weights()
-        if self.cfg.jumprelu_sparsity_loss == "step":
+        if self.cfg.jumprelu_sparsity_loss_mode == "step":
             sparsity = jnp.sum(step(pre, threshold, ctx.jumprelu_bandwidth), axis=-1)
         else:
             sparsity = jnp.sum(jnp.tanh(ctx.jumprelu_tanh_scale * F * weights), axis=-1)

@@ -17,7 +17,8 @@ One configuration covers the three dictionary shapes of the field:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import InitVar, dataclass, field
 from typing import Any, ClassVar, Literal
 
 from toymodels.config import (
@@ -40,12 +41,30 @@ Resample = Literal["none", "simple", "loss_weighted"]
 ARCHITECTURE_FIELDS: dict[str, frozenset[str]] = {
     "standard": frozenset({"l1_coefficient"}),
     "gated": frozenset({"l1_coefficient"}),
-    "topk": frozenset({"aux_coefficient"}),
-    "batchtopk": frozenset({"aux_coefficient", "topk_threshold_lr"}),
+    "topk": frozenset({"aux_loss_coefficient"}),
+    "batchtopk": frozenset({"aux_loss_coefficient", "topk_threshold_lr"}),
     "jumprelu": frozenset({"l0_coefficient", "pre_act_loss_coefficient", "jumprelu_bandwidth",
                            "jumprelu_init_threshold", "jumprelu_tanh_scale"}),
 }
 _SPECIFIC = frozenset().union(*ARCHITECTURE_FIELDS.values())
+
+#: fields whose earlier toymodels names differ from SAELens 6's names for the same concept:
+#: {old name: SAELens's name}. The old names are still accepted, by the config and as grid
+#: keys, with a DeprecationWarning. Fields with no SAELens counterpart keep toymodels' names
+#: (unit_norm_decoder, n_output_sites, resample, resample_every), and sparsity_warmup_steps is
+#: one field where SAELens has one per architecture (l1_warm_up_steps of standard and gated,
+#: l0_warm_up_steps of jumprelu).
+RENAMED_FIELDS: dict[str, str] = {
+    "jumprelu_sparsity_loss": "jumprelu_sparsity_loss_mode",
+    "aux_coefficient": "aux_loss_coefficient",
+    "dead_window": "dead_feature_window",
+    "b_dec_init": "b_dec_init_method",
+}
+
+
+def renamed(old: str, new: str, stacklevel: int) -> None:
+    warnings.warn(f"SAEConfig's {old} is now {new}, SAELens's name; {old} will be removed",
+                  DeprecationWarning, stacklevel=stacklevel + 1)
 _TOPK = ("topk", "batchtopk")
 
 
@@ -62,7 +81,7 @@ class SAEConfig:
     architecture's terms:
     - standard: l1_coefficient · Σ_i f_i ‖W_dec,i‖ (Anthropic, April 2024); with a unit-norm
       decoder, l1_coefficient · Σ_i f_i (the older recipe);
-    - topk / batchtopk: aux_coefficient · AuxK (Gao et al. 2024: the top d_in/2 dead latents
+    - topk / batchtopk: aux_loss_coefficient · AuxK (Gao et al. 2024: the top d_in/2 dead latents
       reconstruct the residual); batchtopk keeps the top k·batch activations of the whole batch;
     - jumprelu: l0_coefficient · Σ_i H(π_i − θ_i) ("step", DeepMind) or Σ_i tanh(c f_i ‖W_dec,i‖)
       ("tanh", Anthropic), plus pre_act_loss_coefficient · Σ_dead ReLU(θ_i − π_i) ‖W_dec,i‖;
@@ -101,17 +120,18 @@ class SAEConfig:
         "none", "expected_average_only_in: scale the data so that E‖x‖ = √d_in (estimated on the "
         "first batch), folded back into the weights after training; or none"
     )
-    b_dec_init: BDecInit = static(
+    b_dec_init_method: BDecInit = static(
         "zeros", "b_dec at initialisation: zeros (SAELens 6), or the mean or geometric median of "
-        "the first batch's targets"
+        "the first batch's targets (SAELens's b_dec_init_method)"
     )
-    jumprelu_sparsity_loss: SparsityLoss = static(
+    jumprelu_sparsity_loss_mode: SparsityLoss = static(
         "step", "jumprelu's sparsity loss: step (L0 through the straight-through estimator) or tanh"
     )
     sparsity_warmup_steps: int = static(
-        0, "the sparsity coefficient rises linearly from 0 over these first steps (≥ 0)"
+        0, "the sparsity coefficient rises linearly from 0 over these first steps (≥ 0); SAELens "
+        "has one per architecture: l1_warm_up_steps, l0_warm_up_steps"
     )
-    dead_window: int = static(
+    dead_feature_window: int = static(
         1000, "a latent that has not fired for more than this many steps is dead (for AuxK, the "
         "pre-activation loss and resampling); latent_density is measured over the last window"
     )
@@ -122,7 +142,10 @@ class SAEConfig:
     resample_every: int = static(2500, "steps between resamplings (≥ 1)")
     l1_coefficient: float = swept(1.0, "sparsity coefficient of standard and gated, ≥ 0")
     l0_coefficient: float = swept(1.0, "sparsity coefficient of jumprelu, ≥ 0")
-    aux_coefficient: float = swept(1 / 32, "weight of the AuxK loss of topk and batchtopk, ≥ 0")
+    aux_loss_coefficient: float = swept(
+        1 / 32, "weight of the AuxK loss of topk and batchtopk, ≥ 0 (Gao et al.'s 1/32; SAELens "
+        "6 defaults to 1)"
+    )
     pre_act_loss_coefficient: float = swept(
         0.0, "jumprelu's pre-activation loss on dead latents, ≥ 0 (Anthropic uses 3e-6; 0: off)"
     )
@@ -136,6 +159,12 @@ class SAEConfig:
         0.1, "norm of every decoder row at initialisation (> 0; 0.1 is SAELens's heuristic); "
         "unit-norm decoders start at 1"
     )
+    # The earlier names of four fields (RENAMED_FIELDS): accepted with a DeprecationWarning and
+    # passed on to the new field; not stored (dataclasses.replace reads them as their None).
+    jumprelu_sparsity_loss: InitVar[SparsityLoss | None] = None
+    aux_coefficient: InitVar[float | None] = None
+    dead_window: InitVar[int | None] = None
+    b_dec_init: InitVar[BDecInit | None] = None
 
     #: SAELens's training recipe where TrainConfig leaves it open: Adam, no weight decay,
     #: gradients clipped to global norm 1.
@@ -145,8 +174,17 @@ class SAEConfig:
     describe_as: ClassVar[str] = "sae"
     vector_fields: ClassVar[dict[str, str]] = {}
     static_grid_fields: ClassVar[tuple[str, ...]] = ("d_sae", "k")
+    renamed_fields: ClassVar[dict[str, str]] = RENAMED_FIELDS
 
-    def __post_init__(self):
+    def __post_init__(self, *old_values):
+        for old, value in zip(RENAMED_FIELDS, old_values, strict=True):
+            if value is None:
+                continue
+            new = RENAMED_FIELDS[old]
+            if getattr(self, new) != getattr(type(self), new):
+                raise ValueError(f"{old} and {new} are the same field (now {new}); give only {new}")
+            renamed(old, new, stacklevel=3)
+            object.__setattr__(self, new, value)
         _check_int("d_in", self.d_in, 1)
         _check_int("d_sae", self.d_sae, 1)
         _check_literal("architecture", self.architecture, Architecture.__args__)
@@ -172,14 +210,14 @@ class SAEConfig:
             _fail("apply_b_dec_to_input", "False for a transcoder (d_out set): b_dec is in the "
                   "output space", self.apply_b_dec_to_input)
         _check_literal("normalize_activations", self.normalize_activations, Normalize.__args__)
-        _check_literal("b_dec_init", self.b_dec_init, BDecInit.__args__)
-        _check_literal("jumprelu_sparsity_loss", self.jumprelu_sparsity_loss,
+        _check_literal("b_dec_init_method", self.b_dec_init_method, BDecInit.__args__)
+        _check_literal("jumprelu_sparsity_loss_mode", self.jumprelu_sparsity_loss_mode,
                        SparsityLoss.__args__)
         _check_int("sparsity_warmup_steps", self.sparsity_warmup_steps, 0)
-        _check_int("dead_window", self.dead_window, 1)
+        _check_int("dead_feature_window", self.dead_feature_window, 1)
         _check_literal("resample", self.resample, Resample.__args__)
         _check_int("resample_every", self.resample_every, 1)
-        for name in ("l1_coefficient", "l0_coefficient", "aux_coefficient",
+        for name in ("l1_coefficient", "l0_coefficient", "aux_loss_coefficient",
                      "pre_act_loss_coefficient"):
             _check_float(name, getattr(self, name), 0.0, math.inf, high_open=True)
         for name in ("jumprelu_bandwidth", "jumprelu_init_threshold", "jumprelu_tanh_scale",
@@ -218,3 +256,4 @@ class SAEConfig:
             uses = ", ".join(sorted(ARCHITECTURE_FIELDS[self.architecture]))
             raise ValueError(f"grid key(s) {', '.join(ignored)} are not used by architecture "
                              f"{self.architecture!r}, which reads {uses}")
+

@@ -41,7 +41,7 @@ from toymodels.train import static_only
 __all__ = ["SAEAux", "SAESwept", "SAETrainer", "make_trainer"]
 
 #: the swept SAEConfig fields, in the order SAESwept holds them.
-COEFFICIENTS = ("l1_coefficient", "l0_coefficient", "aux_coefficient", "pre_act_loss_coefficient",
+COEFFICIENTS = ("l1_coefficient", "l0_coefficient", "aux_loss_coefficient", "pre_act_loss_coefficient",
                 "jumprelu_bandwidth", "jumprelu_init_threshold", "jumprelu_tanh_scale",
                 "topk_threshold_lr", "decoder_init_norm")
 
@@ -51,7 +51,7 @@ class SAESwept(NamedTuple):
 
     l1_coefficient: jax.Array  # ()
     l0_coefficient: jax.Array
-    aux_coefficient: jax.Array
+    aux_loss_coefficient: jax.Array
     pre_act_loss_coefficient: jax.Array
     jumprelu_bandwidth: jax.Array
     jumprelu_init_threshold: jax.Array
@@ -75,7 +75,7 @@ class SAEAux(NamedTuple):
     """What an SAE carries between steps besides its parameters and optimizer state."""
 
     steps_since_fired: jax.Array  # (d_sae,) int32
-    fire_count: jax.Array  # (d_sae,) float32 firings over the final dead_window steps
+    fire_count: jax.Array  # (d_sae,) float32 firings over the final dead_feature_window steps
     threshold: jax.Array  # () float32 batchtopk's running threshold
     scale_in: jax.Array  # () float32 activation normalisation of the input (1 if none)
     scale_out: jax.Array  # () float32 … and of the target
@@ -145,11 +145,11 @@ class SAETrainer:
         return arch.Context(
             l1_coefficient=warm * swept.l1_coefficient,
             l0_coefficient=warm * swept.l0_coefficient,
-            aux_coefficient=swept.aux_coefficient,
+            aux_loss_coefficient=swept.aux_loss_coefficient,
             pre_act_loss_coefficient=swept.pre_act_loss_coefficient,
             jumprelu_bandwidth=swept.jumprelu_bandwidth,
             jumprelu_tanh_scale=swept.jumprelu_tanh_scale,
-            dead=aux.steps_since_fired > self.config.dead_window,
+            dead=aux.steps_since_fired > self.config.dead_feature_window,
             threshold=aux.threshold,
         )
 
@@ -178,9 +178,9 @@ class SAETrainer:
                 jnp.sqrt(cfg.output_width) / jnp.mean(norm(T)))
         else:
             scale_in = scale_out = jnp.float32(1.0)
-        if cfg.b_dec_init == "mean":
+        if cfg.b_dec_init_method == "mean":
             params["b_dec"] = jnp.mean(T * scale_out, axis=0)
-        elif cfg.b_dec_init == "geometric_median":
+        elif cfg.b_dec_init_method == "geometric_median":
             params["b_dec"] = geometric_median(T * scale_out)
         aux = SAEAux(
             steps_since_fired=jnp.zeros((cfg.d_sae,), jnp.int32),
@@ -212,7 +212,7 @@ class SAETrainer:
 
         fired = jnp.sum(F > 0, axis=0)
         since = jnp.where(fired > 0, 0, aux.steps_since_fired + 1)
-        window = t >= steps - min(cfg.dead_window, steps)
+        window = t >= steps - min(cfg.dead_feature_window, steps)
         threshold = aux.threshold
         if cfg.architecture == "batchtopk":
             positive = F > 0
@@ -238,7 +238,7 @@ class SAETrainer:
     def _maybe_resample(self, params, opt_state, aux, swept, X, T, X_hat, t):
         cfg = self.config
         due = ((t + 1) % cfg.resample_every == 0) & (t + 1 < self.train_config.steps)
-        dead = aux.steps_since_fired > cfg.dead_window
+        dead = aux.steps_since_fired > cfg.dead_feature_window
         key = jax.random.fold_in(stream_keys(swept.seed)[0], t)
 
         def apply(operands):
@@ -261,7 +261,7 @@ class SAETrainer:
 
     def outputs(self, state: TrainState) -> dict[str, jax.Array]:
         aux = state.aux
-        samples = min(self.config.dead_window, self.train_config.steps) * self.train_config.batch_size
+        samples = min(self.config.dead_feature_window, self.train_config.steps) * self.train_config.batch_size
         return self._published(state.params, aux) | {
             "latent_density": aux.fire_count / samples,
             "activation_scale": aux.scale_in,
