@@ -83,3 +83,36 @@ def test_configs_import_no_trainer_and_no_sweep(config):
             todo.append(m)
     assert not below & {"toymodels.train", "toymodels.sae.train", "toymodels.trainers",
                         "toymodels.sweep", "toymodels.runner", "toymodels.loop"}
+
+
+def readme_layers() -> dict[str, int]:
+    """{module: layer} from the README's "How the code is laid out" table."""
+    text = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("### How the code is laid out", 1)[1].split("\n\n| module |", 1)[0]
+    layers = {}
+    for row in section.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            for name in cells[1].split(","):
+                name = name.strip().strip("`")
+                layers["toymodels" if name == "toymodels" else f"toymodels.{name}"] = int(cells[0])
+    return layers
+
+
+def _layer(module: str, layers: dict[str, int]) -> int:
+    """The layer of a module: that of the longest listed name it is, or sits inside."""
+    name = module
+    while name not in layers:
+        if "." not in name:
+            raise AssertionError(f"{module} is in no layer of the README's table")
+        name = name.rpartition(".")[0]
+    return layers[name]
+
+
+def test_every_import_points_down_the_readme_layers():
+    layers = readme_layers()
+    assert len(set(layers.values())) >= 6, layers
+    upward = [f"{a} (layer {_layer(a, layers)}) imports {b} (layer {_layer(b, layers)})"
+              for a, targets in import_graph().items() for b in sorted(targets)
+              if _layer(b, layers) > _layer(a, layers)]
+    assert not upward, "\n".join(upward)

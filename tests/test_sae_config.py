@@ -3,9 +3,13 @@
 import dataclasses
 import warnings
 
+import numpy as np
 import pytest
+import xarray as xr
 
 import toymodels as tm
+from toymodels import trainers
+from toymodels.sae import train as sae_train
 from toymodels.sae.config import RENAMED_FIELDS
 
 #: SAELens 6.x's config field for each concept toymodels shares with it (sae_lens.saes.*Config
@@ -55,3 +59,28 @@ def test_an_earlier_name_as_a_grid_key_is_warned_and_relabelled():
     with pytest.warns(DeprecationWarning, match="'aux_coefficient' is now 'aux_loss_coefficient'"):
         ds = tm.sweep(sae, {"aux_coefficient": [0.0, 0.5]}, train, data=truth, progress=False)
     assert ds.loss.dims == ("aux_loss_coefficient",)
+
+
+@pytest.mark.parametrize("architecture, k, l0, warned", [
+    ("jumprelu", None, [95.0, 96.0], 2), ("jumprelu", None, [10.0, 86.5], 1),
+    ("standard", None, [3.0, 4.0], 0), ("topk", 96, [96.0, 96.0], 0),
+])
+def test_saes_that_never_became_sparse_are_reported(architecture, k, l0, warned):
+    truth = tm.GroundTruth(d_in=32, n_features=64, mean_active=2.0)
+    sae = tm.SAEConfig(d_in=32, d_sae=96, architecture=architecture, k=k)
+    trainer = trainers.make_trainer(sae, tm.TrainConfig(steps=10), truth)
+    results = xr.Dataset({"l0": ("seed", np.asarray(l0))})
+    messages = trainer.check_results(results)
+    assert len(messages) == (warned > 0)
+    if warned:
+        assert messages[0].startswith(f"{warned} of 2 {architecture} SAEs did not become sparse")
+        assert "d_sae=96" in messages[0]
+
+
+def test_a_sweep_issues_the_trainer_warnings(monkeypatch):
+    monkeypatch.setattr(sae_train, "DENSE_L0_FRACTION", 0.0)  # every SAE counts as dense
+    truth = tm.GroundTruth(d_in=8, n_features=12, mean_active=2.0)
+    train = tm.TrainConfig(steps=20, batch_size=32)
+    dense = tm.SAEConfig(d_in=8, d_sae=10, architecture="jumprelu")
+    with pytest.warns(UserWarning, match=r"2 of 2 jumprelu SAEs did not become sparse.*l0_coeff"):
+        tm.sweep(dense, {"seed": [0, 1]}, train, data=truth, progress=False)

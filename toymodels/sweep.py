@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,8 @@ def _sweep(config, grid, train, *, data, out, chunk_size, devices, progress) -> 
     ds = results.dataset()
     if store is not None:
         store.save_results(ds)
+    for message in trainer.check_results(ds):
+        warnings.warn(message, UserWarning, stacklevel=3)
     return ds
 
 

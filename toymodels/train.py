@@ -151,6 +151,9 @@ class Trainer:
     def point_bytes(self) -> int:
         return 4 * max(self.model.n_features, self.model.d_hidden) * self.train_config.batch_size
 
+    def check_results(self, results) -> list[str]:  # noqa: ARG002 (nothing to warn of yet)
+        return []
+
     def train(self, swept: Swept) -> tuple[dict, jax.Array, Any]:
         """Train one model from scratch: (params, (n_logs,) loss history, snapshots), as dicts."""
         batch = jax.tree.map(lambda a: jnp.asarray(a)[None], swept)

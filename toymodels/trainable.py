@@ -100,6 +100,10 @@ class Trainer(Protocol):
     def point_bytes(self) -> int:
         """Bytes of one model's largest activation array in a step, to size blocks of models."""
 
+    def check_results(self, results: Any) -> list[str]:
+        """What a researcher should be warned of in a finished sweep's Dataset (SAEs that never
+        became sparse …), one message each; [] when nothing. The sweep issues them as warnings."""
+
 
 def stream_keys(seed: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(init key, data key) of a seed. The data stream at step t is fold_in(data key, t)."""

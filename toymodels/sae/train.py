@@ -40,6 +40,15 @@ from toymodels.train import static_only
 
 __all__ = ["SAEAux", "SAESwept", "SAETrainer", "make_trainer"]
 
+#: a sweep warns of SAEs whose final training L0 is at least this fraction of d_sae.
+DENSE_L0_FRACTION = 0.9
+#: what to try, per architecture, when an SAE stays dense.
+DENSE_ADVICE = {
+    "standard": "Raise l1_coefficient (sweep it over a log grid).",
+    "gated": "Raise l1_coefficient (sweep it over a log grid).",
+    "jumprelu": "Raise l0_coefficient (see SAEConfig's jumprelu fields for settings measured to sparsify).",
+}
+
 #: the swept SAEConfig fields, in the order SAESwept holds them.
 COEFFICIENTS = ("l1_coefficient", "l0_coefficient", "aux_loss_coefficient", "pre_act_loss_coefficient",
                 "jumprelu_bandwidth", "jumprelu_init_threshold", "jumprelu_tanh_scale",
@@ -277,6 +286,21 @@ class SAETrainer:
     def point_bytes(self) -> int:
         cfg = self.config
         return 4 * max(cfg.d_in, cfg.d_sae, cfg.output_width) * self.train_config.batch_size
+
+    def check_results(self, results) -> list[str]:
+        """SAEs whose final training L0 is at least DENSE_L0_FRACTION of d_sae never became
+        sparse (jumprelu at its defaults on small data, a standard SAE with a tiny l1_coefficient).
+        The TopK family (k set) is left out: its L0 is k by construction."""
+        cfg = self.config
+        if cfg.k is not None or "l0" not in results:
+            return []
+        dense = results["l0"] >= DENSE_L0_FRACTION * cfg.d_sae
+        if not bool(dense.any()):
+            return []
+        worst = float(results["l0"].max())
+        return [f"{int(dense.sum())} of {dense.size} {cfg.architecture} SAEs did not become sparse: "
+                f"training L0 ≥ {DENSE_L0_FRACTION:.0%} of d_sae={cfg.d_sae} (up to {worst:.1f}). "
+                + DENSE_ADVICE.get(cfg.architecture, DENSE_ADVICE["standard"])]
 
 
 def make_trainer(sae: SAEConfig, train: TrainConfig, data: Any) -> SAETrainer:
