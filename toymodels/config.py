@@ -116,7 +116,8 @@ class ToyModelConfig:
         "relu_output",
         "relu_output: ReLU(x W Wᵀ + b); linear: x W Wᵀ + b; hidden_relu: ReLU(ReLU(x W) Wᵀ + b); "
         "abs: ReLU(ReLU(x W_in) W_out + b) trained to output |x|; jermyn_autoencoder, "
-        "jermyn_random_projection, jermyn_abs: σ(v U W_in + b_in) W_out, Jermyn et al.'s tasks",
+        "jermyn_random_projection, jermyn_abs: σ(v U W_in + b_in) W_out, Jermyn et al.'s tasks; "
+        "`d_hidden` (their k) may be a grid key for these",
     )
     n_correlated_pairs: int = static(
         0, "features (0,1), (2,3) … of the first pairs fire together or not at all"
@@ -339,12 +340,13 @@ class TrainConfig:
     batch_size: int = static(1024, "samples per step (≥ 1)")
     optimizer: Optimizer | None = static(
         None, "adamw (torch.optim.AdamW), adam, sgd, or lamb (torch_optimizer.Lamb, as Jermyn et "
-        "al.); None: the recipe of what is trained"
+        "al.); None: the recipe of what is trained (jermyn kinds: lamb)"
     )
     lr: float = swept(1e-3, "peak learning rate, > 0")
     weight_decay: float | None = swept(
         None, "decoupled weight decay of adamw on every parameter, ≥ 0 (torch's default 0.01), or "
-        "lamb's (added to its step before the trust ratio); None: the recipe of what is trained"
+        "lamb's (added to its step before the trust ratio); None: the recipe of what is trained "
+        "(jermyn kinds: 0)"
     )
     max_grad_norm: float | None = static(
         None, "clip the gradient to this global norm, > 0 (inf: no clipping); None: the recipe"
