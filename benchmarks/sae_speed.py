@@ -74,10 +74,18 @@ def time_jax_small(toy, n_coefficients: int, n_seeds: int, steps: int) -> tuple[
     train = tm.TrainConfig(steps=steps, batch_size=BATCH, lr=1e-3, log_every=math.gcd(steps, 100))
     t0 = time.perf_counter()
     ds = tm.sweep(sae, grid, train, data=tm.ToyActivations(toy), progress=False)
-    W = np.asarray(ds.W_dec.values)
+    np.asarray(ds.W_dec.values)
     seconds = time.perf_counter() - t0
     assert not ds.diverged.any(), "toymodels produced a non-finite loss"
-    return W.shape[0] * W.shape[1] * W.shape[2] * W.shape[3] * steps / seconds, seconds
+    return n_saes(ds, toy.sizes["seed"] * n_coefficients * n_seeds) * steps / seconds, seconds
+
+
+def n_saes(ds, expected: int) -> int:
+    """The SAEs a sweep trained, counted from its grid (every dim of `loss`: one SAE per grid
+    point), never from parameter shapes (whose latent and d_in dims are not SAEs)."""
+    count = int(np.prod([ds.sizes[d] for d in ds["loss"].dims]))
+    assert count == expected, f"the sweep trained {count} SAEs, the benchmark asked for {expected}"
+    return count
 
 
 def time_torch_small(toy, n_coefficients: int, n_seeds: int, steps: int) -> float:
@@ -108,10 +116,10 @@ def time_jax_large(d_sae: int, steps: int) -> tuple[float, float]:
     t0 = time.perf_counter()
     ds = tm.sweep(sae, {"l1_coefficient": L1, "seed": [0, 1, 2, 3]}, train, data=truth,
                   progress=False)
-    W = np.asarray(ds.W_dec.values)
+    np.asarray(ds.W_dec.values)
     seconds = time.perf_counter() - t0
     assert not ds.diverged.any()
-    return W.shape[0] * W.shape[1] * steps / seconds, seconds
+    return n_saes(ds, len(L1) * 4) * steps / seconds, seconds
 
 
 def bare_sae_gflops(d_sae: int, steps: int) -> float:
