@@ -73,6 +73,9 @@ ROWS: dict[str, tuple[str, dict, dict, dict]] = {
     "tanh": ("the tanh sparsity loss (gradient through f to the encoder)",
              {"jumprelu_sparsity_loss": "tanh"}, {},
              {"l0_coefficient": [1.0, 0.1, 0.05, 0.03, 0.01]}),
+    "normalized": ("normalize_activations scales x by √d_in / E‖x‖ ≈ 4.6: ε × 4.6, "
+                   "λ × 4.6² = 21", {"normalize_activations": "expected_average_only_in"}, {},
+                   {"jumprelu_bandwidth": [1.0, 4.6], "l0_coefficient": [1e-3, 2e-2]}),
     "step_recommended": ("step loss, ε = 1, l0_coefficient 1e-3: three seeds",
                          {"jumprelu_bandwidth": 1.0, "l0_coefficient": 1e-3},
                          {"snapshot_steps": SNAPSHOTS}, {"seed": [0, 1, 2]}),
