@@ -71,7 +71,7 @@ ROWS: dict[str, tuple[str, dict, dict, dict]] = {
     "warmup": ("sparsity_warmup_steps = 1000", {"sparsity_warmup_steps": 1000}, {},
                {"jumprelu_bandwidth": [0.05, 1.0], "l0_coefficient": [1e-2, 1e-3]}),
     "tanh": ("the tanh sparsity loss (gradient through f to the encoder)",
-             {"jumprelu_sparsity_loss": "tanh"}, {},
+             {"jumprelu_sparsity_loss_mode": "tanh"}, {},
              {"l0_coefficient": [1.0, 0.1, 0.05, 0.03, 0.01]}),
     "normalized": ("normalize_activations scales x by √d_in / E‖x‖ ≈ 4.6: ε × 4.6, "
                    "λ × 4.6² = 21", {"normalize_activations": "expected_average_only_in"}, {},
@@ -80,7 +80,7 @@ ROWS: dict[str, tuple[str, dict, dict, dict]] = {
                          {"jumprelu_bandwidth": 1.0, "l0_coefficient": 1e-3},
                          {"snapshot_steps": SNAPSHOTS}, {"seed": [0, 1, 2]}),
     "tanh_recommended": ("tanh loss, l0_coefficient 0.05: three seeds",
-                         {"jumprelu_sparsity_loss": "tanh", "l0_coefficient": 0.05}, {},
+                         {"jumprelu_sparsity_loss_mode": "tanh", "l0_coefficient": 0.05}, {},
                          {"seed": [0, 1, 2]}),
     "topk_reference": ("reference: topk, k = 5", {"architecture": "topk", "k": 5}, {},
                        {"seed": [0]}),

@@ -65,6 +65,8 @@ RENAMED_FIELDS: dict[str, str] = {
 def renamed(old: str, new: str, stacklevel: int) -> None:
     warnings.warn(f"SAEConfig's {old} is now {new}, SAELens's name; {old} will be removed",
                   DeprecationWarning, stacklevel=stacklevel + 1)
+
+
 _TOPK = ("topk", "batchtopk")
 
 
@@ -87,6 +89,18 @@ class SAEConfig:
       ("tanh", Anthropic), plus pre_act_loss_coefficient · Σ_dead ReLU(θ_i − π_i) ‖W_dec,i‖;
     - gated: l1_coefficient · Σ_i ReLU(π_gate,i) ‖W_dec,i‖ plus the reconstruction from
       ReLU(π_gate) through a detached decoder (Rajamanoharan et al. 2024).
+
+    JumpReLU at its defaults (SAELens's: l0_coefficient 1, jumprelu_bandwidth 0.05, initial
+    threshold 0.01) stays dense on data with ‖x‖ ≈ 1: on GroundTruth(d_in=32, n_features=64) with
+    d_sae 96, every latent fires on every sample after 5,000 steps (SAELens 6.18 does the same).
+    The step loss reaches the threshold θ only through pre-activations within ε/2 of it, and θ
+    (trained as log θ) climbs about a hundred times slower than b_enc pushes the pre-activations
+    away, so the window empties within a few hundred steps and l0_coefficient stops acting.
+    Measured to sparsify on that data (`python experiments/jumprelu_sparsity.py`, 3 seeds):
+    `jumprelu_bandwidth=1.0, l0_coefficient=1e-3` (L0 6.0, FVU 0.08, MCC 0.98; it needs ≳ 3,000
+    steps at lr 1e-3), or `jumprelu_sparsity_loss_mode="tanh", l0_coefficient=0.05` (L0 4.1,
+    FVU 0.10, MCC 0.997). As a rule, ε ≈ E‖x‖ and l0_coefficient ≈ 1e-3 · E‖x‖² (with
+    normalize_activations, ε ≈ √d_in). A sweep warns when its SAEs end with L0 ≥ 90 % of d_sae.
     """
 
     d_in: int = required("width of the input activations (≥ 1)")

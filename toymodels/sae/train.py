@@ -46,7 +46,10 @@ DENSE_L0_FRACTION = 0.9
 DENSE_ADVICE = {
     "standard": "Raise l1_coefficient (sweep it over a log grid).",
     "gated": "Raise l1_coefficient (sweep it over a log grid).",
-    "jumprelu": "Raise l0_coefficient (see SAEConfig's jumprelu fields for settings measured to sparsify).",
+    "jumprelu": ("JumpReLU's threshold stops learning once no pre-activation is within "
+                 "jumprelu_bandwidth/2 of it: widen the bandwidth to about E‖x‖ (1.0 with "
+                 "l0_coefficient=1e-3 sparsifies ‖x‖ ≈ 1 data), or use "
+                 "jumprelu_sparsity_loss_mode='tanh' (see SAEConfig's docstring)."),
 }
 
 #: the swept SAEConfig fields, in the order SAESwept holds them.
