@@ -14,6 +14,7 @@ import toymodels as tm  # noqa: E402
 from toymodels import lm  # noqa: E402
 from toymodels.cli import main  # noqa: E402
 from toymodels.lm import cli as lm_cli  # noqa: E402
+from toymodels.lm.commands.train_sae import summary_table  # noqa: E402
 from lm_models import tiny_config, tiny_tokenizer  # noqa: E402  (tests/lm_models.py)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -54,7 +55,7 @@ def test_train_sae_writes_a_resumable_sweep(trained, capsys):
         np.testing.assert_array_equal(saved.params[name], value)
     assert saved.metadata["hook_name"] == SITE and saved.metadata["model_name"] == str(root / "gpt2")
     store = lm.ActivationStore(root / "acts")
-    table = lm_cli.summary_table(ds, store)
+    table = summary_table(ds, store)
     assert list(table.index) == [0.01, 0.1]
     assert list(table.columns) == ["l0", "fvu", "mse", "dead", "median_density", "diverged"]
     x = np.concatenate(list(store.chunks(4096)))                # the store is below the sample

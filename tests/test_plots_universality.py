@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 import toymodels as tm
 from toymodels import analysis, plots
 from toymodels.experiment import Experiment
+from toymodels.plots import _universality
 from toymodels.plots import universality as U
 
 TRUTH = tm.GroundTruth(d_in=8, n_features=12, mean_active=2.0, seed=0)
@@ -104,7 +105,7 @@ def test_diverged_saes_are_left_out(ds):
         assert np.isnan(table[name].sel(d_sae_a=24, seed_a=1)).all()
         assert np.isnan(table[name].sel(d_sae_b=24, seed_b=1)).all()
         assert np.isfinite(table[name].sel(d_sae_a=12, seed_a=0, d_sae_b=24, seed_b=0))
-        assert np.isfinite(U.by_width(table[name])).all()
+        assert np.isfinite(_universality.by_width(table[name])).all()
 
 
 def test_figures_draw_and_share_a_table(ds, table):
@@ -199,8 +200,8 @@ def sparse_activations(batch, width):
                                                       sparse_activations(n, 3))))
 def test_sparse_correlations_equal_the_dense_metric(acts):
     a, b = acts
-    row, column = U._max_correlations(U._Activations(sp.csr_matrix(a)),
-                                      U._Activations(sp.csr_matrix(b)))
+    row, column = _universality.max_correlations(_universality.Activations(sp.csr_matrix(a)),
+                                                 _universality.Activations(sp.csr_matrix(b)))
     np.testing.assert_allclose(row, analysis.max_activation_correlation(a, b), atol=1e-5)
     np.testing.assert_allclose(column, analysis.max_activation_correlation(b, a), atol=1e-5)
     assert np.all(np.abs(row) <= 1 + 1e-9)
@@ -218,8 +219,8 @@ def test_seed_averages_leave_out_each_sae_against_itself(values, self_score):
     flat = values.reshape(6, 6).copy()
     np.fill_diagonal(flat, np.nan)
     blocks = flat.reshape(2, 3, 2, 3)
-    np.testing.assert_allclose(U.by_width(pairs), np.nanmean(blocks, axis=(1, 3)))
-    rows = U.per_sae(pairs)
+    np.testing.assert_allclose(_universality.by_width(pairs), np.nanmean(blocks, axis=(1, 3)))
+    rows = _universality.per_sae(pairs)
     for w in range(2):
         np.testing.assert_allclose(rows["same_width"][w], np.nanmean(blocks[w, :, w, :], -1))
         np.testing.assert_allclose(rows["other_widths"][w],
