@@ -26,7 +26,7 @@ def test_dataset_layout(base):
     for name in ("loss", "mse", "fvu", "l0", "diverged"):
         assert base[name].dims == ("l1_coefficient", "seed")
     assert base.loss_history.dims == ("l1_coefficient", "seed", "step")
-    assert base.latent_density.dims == ("l1_coefficient", "seed", "latent")
+    assert base.training_latent_density.dims == ("l1_coefficient", "seed", "latent")
     assert not base.diverged.any()
     assert '"architecture": "standard"' in base.attrs["sae"]
     assert '"optimizer": "adam"' in base.attrs["train"]  # SAELens's recipe
@@ -176,3 +176,21 @@ def test_host_data_reads_only_the_batches_it_trains_on():
     tm.sweep(SAE, {"seed": [0, 1, 2, 3]}, train, data=Counting(), chunk_size=2,
              devices=jax.devices()[:1], progress=False)
     assert Counting.drawn == 1 + 2 * 200     # the width check's peek, then each chunk's steps
+
+
+def test_the_training_density_is_named_for_what_it_counts(base):
+    """Firings counted while the parameters move are not the final weights' density (here,
+    40 steps from initialisation, they differ by up to 0.2 for the same latent): the result says so
+    in its name, where it was `latent_density`, which reads as the final weights'."""
+    assert "latent_density" not in base
+    density = base.training_latent_density
+    assert density.dims == ("l1_coefficient", "seed", "latent")
+    assert float(density.min()) >= 0 and float(density.max()) <= 1
+
+
+def test_old_results_load_with_the_current_variable_name(base, tmp_path):
+    base.rename(training_latent_density="latent_density").to_netcdf(tmp_path / "results.nc",
+                                                                    engine="h5netcdf")
+    old = tm.load_results(tmp_path)
+    assert "latent_density" not in old
+    np.testing.assert_array_equal(old.training_latent_density, base.training_latent_density)

@@ -54,7 +54,7 @@ def test_chunk_size_does_not_change_results_with_host_data():
     pieces = [rows[i:i + 50] for i in range(0, 150, 50)]  # regrouped into batches of 16, cycled
     whole = tm.sweep(cfg, grid, TRAIN, data=pieces, progress=False)
     ones = tm.sweep(cfg, grid, TRAIN, data=pieces, chunk_size=1, progress=False)
-    for name in ("W_enc", "W_dec", "b_dec", "threshold", "latent_density", "loss_history"):
+    for name in ("W_enc", "W_dec", "b_dec", "threshold", "training_latent_density", "loss_history"):
         np.testing.assert_allclose(ones[name], whole[name], rtol=1e-5, atol=1e-6, err_msg=name)
     assert not np.allclose(whole.W_dec.isel(seed=0), whole.W_dec.isel(seed=1))
 
@@ -102,7 +102,7 @@ def test_killed_sae_sweep_resumes_without_retraining(tmp_path):
         assert (out / "chunks" / name).stat().st_mtime_ns == mtime
     assert len(list((out / "chunks").glob("*.npz"))) == n_chunks
     fresh = tm.sweep(sae, grid, train, data=data, chunk_size=1, progress=False)
-    for name in ("W_enc", "W_dec", "b_enc", "b_dec", "latent_density", "loss_history"):
+    for name in ("W_enc", "W_dec", "b_enc", "b_dec", "training_latent_density", "loss_history"):
         np.testing.assert_array_equal(resumed[name].values, fresh[name].values, err_msg=name)
     stored = tm.load_results(out)
     np.testing.assert_array_equal(stored.W_dec.values, fresh.W_dec.values)

@@ -129,7 +129,7 @@ def test_training_steps_equal_the_torch_recipe(recipe):
     np.testing.assert_array_equal(state.aux.steps_since_fired, want["since"])
     outputs = trainer.outputs(state)
     window = min(cfg.dead_feature_window, STEPS)
-    np.testing.assert_allclose(outputs["latent_density"], want["fire_count"] / (window * BATCH))
+    np.testing.assert_allclose(outputs["training_latent_density"], want["fire_count"] / (window * BATCH))
     np.testing.assert_allclose(outputs["activation_scale"], s_in, rtol=1e-6)
     if cfg.architecture == "batchtopk":
         assert want["threshold"] > 0

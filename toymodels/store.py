@@ -94,6 +94,10 @@ class SweepStore:
         return target
 
 
+#: {earlier name: current name} of result variables, renamed when old results are loaded.
+RENAMED_VARIABLES = {"latent_density": "training_latent_density"}
+
+
 def load_results(path: str | os.PathLike) -> xr.Dataset:
     """The Dataset of a finished sweep, from its `out` folder or its results.nc file."""
     path = Path(path)
@@ -102,4 +106,8 @@ def load_results(path: str | os.PathLike) -> xr.Dataset:
     if not path.exists():
         raise ValueError(f"no sweep results at {str(path)!r}")
     with xr.open_dataset(path, engine="h5netcdf") as ds:
-        return ds.load()
+        ds = ds.load()
+    # Results written before the variable was named for what it counts (see SAETrainer.outputs).
+    renamed = {old: new for old, new in RENAMED_VARIABLES.items() if old in ds and new not in ds}
+    return ds.rename(renamed) if renamed else ds
+

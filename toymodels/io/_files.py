@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
-from toymodels.sae.config import SAEConfig
+from toymodels.sae.config import stored_config
 from toymodels.sae.model import SAE
 
 
@@ -146,8 +146,8 @@ def check_tensors(path: Path, tensors: Mapping[str, Any], shapes: dict[str, tupl
 
 def build(path: Path, config: dict[str, Any], params: dict[str, Any],
           metadata: dict[str, Any]) -> SAE:
-    """tm.SAE(SAEConfig(**config), params, metadata); an invalid value names `path`."""
+    """tm.SAE(stored_config(config), params, metadata); an invalid value names `path`."""
     try:
-        return SAE(SAEConfig(**config), params, metadata)
+        return SAE(stored_config(config), params, metadata)
     except ValueError as e:
         fail(path, str(e))

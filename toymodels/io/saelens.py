@@ -56,7 +56,7 @@ from toymodels.io._files import (
     read_json,
     read_safetensors,
 )
-from toymodels.sae.config import SAEConfig
+from toymodels.sae.config import RENAMED_FIELDS, SAEConfig, stored_config
 from toymodels.sae.model import SAE
 
 __all__ = ["CFG_FILENAME", "SAELENS_VERSION", "WEIGHTS_FILENAME", "load", "save"]
@@ -255,12 +255,12 @@ def _restore(path: Path, stored: Any, config: SAEConfig) -> SAEConfig:
     where = f"metadata.{_TOYMODELS_KEY}"
     if not isinstance(stored, dict):
         fail(path, f"{where} must be a JSON object; got {stored!r}")
-    known = {f.name for f in dataclasses.fields(SAEConfig)}
+    known = {f.name for f in dataclasses.fields(SAEConfig)} | set(RENAMED_FIELDS)
     unknown = sorted(set(stored) - known)
     if unknown:
         fail(path, f"{where} has fields SAEConfig does not know: {', '.join(unknown)}")
     try:
-        restored = SAEConfig(**stored)
+        restored = stored_config(stored)
     except (TypeError, ValueError) as e:
         fail(path, f"{where} is not a valid SAEConfig ({e})")
     seen_as = "jumprelu" if restored.architecture == "batchtopk" else restored.architecture

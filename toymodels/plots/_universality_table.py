@@ -47,7 +47,7 @@ def universality_table(ds: xr.Dataset, *, activations: bool = True, n_inputs: in
         true feature (`mmcs(truth, W_dec)`): how much of the SAE is the truth;
       activation_recovery: (1/n_true) Σ_j max_k corr(c_j, f_k), each true feature's coefficient
         against its best latent, over the features that vary on the inputs (the activation MMCS);
-      dead_fraction: latents with zero density in the final training window (`latent_density`).
+      dead_fraction: latents with zero density in the final training window (`training_latent_density`).
     Latents (d_sae, seed, latent; NaN beyond each width):
       latent_truth_cosine: max_j cos(W_dec,i, d_j), the latent's best true feature;
       latent_seed_cosine: max_k cos(W_dec,i, W'_dec,k) averaged over the other seeds' SAEs of
@@ -89,7 +89,7 @@ def universality_table(ds: xr.Dataset, *, activations: bool = True, n_inputs: in
         # A diverged SAE may hold NaNs, which the Hungarian matching refuses.
         scores["mcc"][i, ~diverged[i]] = analysis.mcc(W[~diverged[i]], truth)
         scores["recovered"][i] = np.asarray(analysis.fraction_recovered(W, truth, FOUND))
-        scores["dead_fraction"][i] = (part["latent_density"].values == 0).mean(axis=-1)
+        scores["dead_fraction"][i] = (part["training_latent_density"].values == 0).mean(axis=-1)
         latent_truth[i, :, :w] = np.asarray(analysis.max_cosine(truth, W))
         scores["latent_mmcs"][i] = latent_truth[i, :, :w].mean(axis=-1)
         # [j, s]: each latent of seed s's best match among seed j's latents.

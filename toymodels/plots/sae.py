@@ -2,7 +2,8 @@
 
 - `sae_recovery`: MMCS and MCC against the true dictionary over the sparsity coefficient ×
   dictionary ratio d_sae / n_features (Sharkey et al. 2022's sweep), with L0 beside them.
-- `latent_density`: histograms of log₁₀ latent firing density, dead latents counted apart.
+- `latent_density`: histograms of log₁₀ latent firing density in the final training window
+  (`training_latent_density`), dead latents counted apart.
 - `sae_toy_directions`: a 2-D toy model's feature directions with the decoder directions of the
   SAEs trained on its hidden activations drawn over them, one row per dataset (ARENA 1.3.1; with
   and without resampling).
@@ -163,8 +164,8 @@ def density_problems(ds: xr.Dataset) -> list[str]:
     found = _is_sae(ds)
     if found:
         return found
-    if "latent_density" not in ds:
-        found.append("needs a 'latent_density' variable")
+    if "training_latent_density" not in ds:
+        found.append("needs a 'training_latent_density' variable")
     return found
 
 
@@ -181,7 +182,7 @@ def latent_density(ds: xr.Dataset) -> Figure:
         ds = ds.sel(d_sae=ds["d_sae"].max()).isel(latent=slice(0, int(ds["d_sae"].max())))
     others = {d: 0 for d in _data.grid_dims(ds) if d != coefficient}
     ds = ds.isel(others)
-    density = ds["latent_density"]
+    density = ds["training_latent_density"]
     if coefficient is None:
         density = density.expand_dims(point=[0])
         coefficient = "point"
@@ -236,7 +237,7 @@ def _draw_directions(ax, point: xr.Dataset) -> None:
     dec = point["W_dec"].values
     norms = np.linalg.norm(dec, axis=1, keepdims=True)
     unit = np.divide(dec, norms, out=np.zeros_like(dec), where=norms > 0)
-    alive = point["latent_density"].values > DEAD_DENSITY
+    alive = point["training_latent_density"].values > DEAD_DENSITY
     scale = np.abs(W).max() * 1.15
     for w in W:
         ax.annotate("", xy=w, xytext=(0, 0),

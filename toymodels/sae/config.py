@@ -147,7 +147,8 @@ class SAEConfig:
     )
     dead_feature_window: int = static(
         1000, "a latent that has not fired for more than this many steps is dead (for AuxK, the "
-        "pre-activation loss and resampling); latent_density is measured over the last window"
+        "pre-activation loss and resampling); training_latent_density counts firings over the "
+        "last window, while the parameters still move"
     )
     resample: Resample = static(
         "none", "re-initialise dead latents every resample_every steps: simple (random unit "
@@ -271,3 +272,8 @@ class SAEConfig:
             raise ValueError(f"grid key(s) {', '.join(ignored)} are not used by architecture "
                              f"{self.architecture!r}, which reads {uses}")
 
+
+def stored_config(fields: dict[str, Any]) -> SAEConfig:
+    """An SAEConfig from fields a file or a sweep's attrs stored, earlier names read silently as
+    their current ones (the warning is for code that says the old names, not for old files)."""
+    return SAEConfig(**{RENAMED_FIELDS.get(name, name): value for name, value in fields.items()})

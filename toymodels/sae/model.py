@@ -21,7 +21,7 @@ import xarray as xr
 
 from toymodels.config import _fail
 from toymodels.sae import architectures as arch
-from toymodels.sae.config import SAEConfig
+from toymodels.sae.config import SAEConfig, stored_config
 
 __all__ = ["SAE"]
 
@@ -128,7 +128,7 @@ class SAE:
         for name in ("d_sae", "k"):  # static values a width sweep put on the grid
             if name in results.coords and results[name].ndim == 0:
                 fields[name] = results[name].item()
-        config = SAEConfig(**fields)
+        config = stored_config(fields)
         params = {}
         for name in arch.param_names(config.architecture):
             value = results[name]

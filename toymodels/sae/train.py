@@ -10,7 +10,8 @@ and `outputs(state)` of one SAE. Everything a step does happens inside the compi
 - Adam (the SAELens recipe) with gradient clipping and the configured LR schedule;
 - unit-norm decoders lose the radial part of their gradient and are renormalised after the step;
 - dead-latent bookkeeping (steps since each latent fired; firing counts over the final window,
-  for `latent_density`), batchtopk's running threshold, and resampling every `resample_every`
+  for `training_latent_density`), batchtopk's running threshold, and resampling every
+  `resample_every`
   steps (`toymodels.sae.resample`).
 
 A batch is (batch, d_in) activations for an SAE, or an (input, target) pair for a transcoder.
@@ -275,7 +276,7 @@ class SAETrainer:
         aux = state.aux
         samples = min(self.config.dead_feature_window, self.train_config.steps) * self.train_config.batch_size
         return self._published(state.params, aux) | {
-            "latent_density": aux.fire_count / samples,
+            "training_latent_density": aux.fire_count / samples,
             "activation_scale": aux.scale_in,
         }
 
@@ -283,7 +284,7 @@ class SAETrainer:
         return self._published(params, aux)
 
     def result_dims(self) -> dict[str, tuple[str, ...]]:
-        return arch.param_dims(self.config) | {"latent_density": ("latent",),
+        return arch.param_dims(self.config) | {"training_latent_density": ("latent",),
                                                "activation_scale": ()}
 
     def point_bytes(self) -> int:

@@ -116,8 +116,8 @@ def summary_table(ds, store=None, sample: int = 1 << 16):
     the store, the fraction of latents that never fire on `sample` of its tokens (all of them if
     fewer) with the final parameters (`dead`), and the median latent density there.
 
-    The trainer's own `latent_density` counts firings over its last dead_window steps while the
-    parameters still move, so a latent that died during that window does not count as dead there.
+    The trainer's `training_latent_density` counts firings over its last dead_feature_window steps
+    while the parameters still move, so a latent that died during that window is not dead there.
     """
     import numpy as np
     import pandas as pd
