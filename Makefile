@@ -13,10 +13,11 @@ $(BIN)/toymodels: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# The lm extra (toymodels.lm's tests need it): torch is pinned to 2.13.0, which this project's
-# package index serves as a CPU wheel (an unpinned torch pulls several GB of CUDA libraries).
+# The lm extra (toymodels.lm's tests need it) and the interop extra (SAELens and TransformerLens,
+# whose tests must run, not skip, in CI): torch is pinned to 2.13.0, which this project's package
+# index serves as a CPU wheel (an unpinned torch pulls several GB of CUDA libraries).
 $(VENV)/.lm-installed: $(BIN)/toymodels pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev,lm]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,lm,interop]'
 	@touch $@
 
 demo: $(BIN)/toymodels

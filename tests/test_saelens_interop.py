@@ -1,9 +1,10 @@
-"""SAELens 6.18 itself loads what tm.saelens.save writes and computes what tm.SAE computes; and
-its own training checkpoints load into tm.SAE as SAELens infers them.
+"""SAELens itself (the version the `interop` extra pins, 6.54) loads what tm.saelens.save writes
+and computes what tm.SAE computes; and what SAELens saves, its inference SAEs and its training
+checkpoints, loads into tm.SAE as SAELens infers it: every architecture, both ways.
 
-Runs only where `sae_lens` is installed (it is no dependency of toymodels: it pulls in
-transformer-lens); everywhere else tests/test_saelens.py checks the same files against SAELens's
-fixtures and its equations.
+sae-lens is no dependency of toymodels, but `make test` installs it (the `interop` extra), so in
+CI these tests run, never skip (tests/extras.py). tests/test_saelens.py checks SAELens 6.18's own
+files and its equations without it.
 """
 
 import copy
@@ -12,9 +13,10 @@ import numpy as np
 import pytest
 
 import toymodels as tm
+from tests.extras import require
 
-sae_lens = pytest.importorskip("sae_lens")
-torch = pytest.importorskip("torch")
+sae_lens = require("sae_lens", "interop")
+torch = require("torch", "lm")
 from sae_lens import SAE as SAELensSAE  # noqa: E402
 from sae_lens import saes  # noqa: E402
 from sae_lens.training.activation_scaler import ActivationScaler  # noqa: E402
@@ -36,13 +38,17 @@ def _close(ours: tm.SAE, theirs, x=X):
     with torch.no_grad():
         f = theirs.encode(torch.from_numpy(x))
         x_hat = theirs.decode(f)
+    assert (f > 0).any() and (f == 0).any()  # not a trivial comparison
     scale = float(x_hat.abs().max())
     np.testing.assert_allclose(ours.encode(x), f.numpy(), rtol=1e-5, atol=1e-5 * scale)
     np.testing.assert_allclose(ours.decode(f.numpy()), x_hat.numpy(), rtol=1e-5,
                                atol=1e-5 * scale)
 
 
-@pytest.mark.parametrize("config, saelens_class", [
+# --- toymodels → SAELens → toymodels -----------------------------------------------------------
+
+#: (tm config, the SAELens class that loads it). One row per tm architecture and transcoder form.
+OURS = [
     (tm.SAEConfig(d_in=8, d_sae=24), "StandardSAE"),
     (tm.SAEConfig(d_in=8, d_sae=24, apply_b_dec_to_input=False), "StandardSAE"),
     (tm.SAEConfig(d_in=8, d_sae=24, architecture="topk", k=4), "TopKSAE"),
@@ -53,7 +59,14 @@ def _close(ours: tm.SAE, theirs, x=X):
     (tm.SAEConfig(d_in=8, d_sae=24, d_out=5, architecture="jumprelu"), "JumpReLUTranscoder"),
     (tm.SAEConfig(d_in=8, d_sae=24, d_out=5, architecture="batchtopk", k=3),
      "JumpReLUTranscoder"),
-])
+    # matryoshka_batchtopk: its row goes here when tm.SAEConfig has the architecture (exported,
+    # as SAELens exports it, as "JumpReLUSAE").
+]
+
+
+@pytest.mark.parametrize("config, saelens_class", OURS,
+                         ids=lambda v: v if isinstance(v, str) else
+                         f"{v.architecture}{'-transcoder' if v.is_transcoder else ''}")
 def test_saelens_loads_what_we_save(config, saelens_class, tmp_path):
     sae = _random(config)
     tm.saelens.save(sae, tmp_path / "ours", hook_name="blocks.0.hook_resid_pre", model_name="m")
@@ -67,36 +80,120 @@ def test_saelens_loads_what_we_save(config, saelens_class, tmp_path):
         np.testing.assert_array_equal(back.params[name], sae.params[name])
 
 
+# --- SAELens → toymodels -------------------------------------------------------------------------
+
+
 def _randomise(module):
     with torch.no_grad():
         for name, p in module.named_parameters():
             p.copy_(torch.randn_like(p) * (0.3 if name.startswith("b") else 1.0))
+            if name == "threshold":  # SAELens keeps θ ≥ 0 (clamped before every training step)
+                p.abs_()
     return module
 
 
-def test_training_checkpoints_load_as_saelens_infers_them(tmp_path):
+#: (name, SAELens class, its config class, config fields, tm architecture it loads as).
+#: Inference SAEs (what SAE.save_model writes) and training checkpoints (TrainingSAE.save_model,
+#: what SAELens's trainer leaves behind), each compared with that same SAELens object.
+THEIRS = [
+    ("standard", "StandardSAE", "StandardSAEConfig", {}, "standard"),
+    ("topk", "TopKSAE", "TopKSAEConfig", {"k": 4}, "topk"),
+    ("topk-rescaled", "TopKSAE", "TopKSAEConfig",
+     {"k": 4, "rescale_acts_by_decoder_norm": True}, "topk"),
+    ("jumprelu", "JumpReLUSAE", "JumpReLUSAEConfig", {}, "jumprelu"),
+    ("gated", "GatedSAE", "GatedSAEConfig", {}, "gated"),
+    ("transcoder", "Transcoder", "TranscoderConfig",
+     {"d_out": 5, "apply_b_dec_to_input": False}, "standard"),
+    ("jumprelu-transcoder", "JumpReLUTranscoder", "JumpReLUTranscoderConfig",
+     {"d_out": 5, "apply_b_dec_to_input": False}, "jumprelu"),
+    ("standard-training", "StandardTrainingSAE", "StandardTrainingSAEConfig", {}, "standard"),
+    # rescale_acts_by_decoder_norm is the training default: folded into the weights on loading
+    ("topk-training", "TopKTrainingSAE", "TopKTrainingSAEConfig", {"k": 4}, "topk"),
+    ("jumprelu-training", "JumpReLUTrainingSAE", "JumpReLUTrainingSAEConfig", {}, "jumprelu"),
+    ("gated-training", "GatedTrainingSAE", "GatedTrainingSAEConfig", {}, "gated"),
+]
+
+
+@pytest.mark.parametrize("name, cls, cfg_cls, fields, architecture", THEIRS,
+                         ids=[row[0] for row in THEIRS])
+def test_what_saelens_saves_loads_as_saelens_computes(name, cls, cfg_cls, fields, architecture,
+                                                      tmp_path):
     torch.manual_seed(0)
-    topk = _randomise(saes.TopKTrainingSAE(saes.TopKTrainingSAEConfig(d_in=8, d_sae=24, k=4)))
-    topk.eval()
-    topk.save_model(tmp_path / "topk")  # rescale_acts_by_decoder_norm, not folded
-    _close(tm.saelens.load(tmp_path / "topk"), topk)
+    theirs = _randomise(getattr(saes, cls)(getattr(saes, cfg_cls)(d_in=8, d_sae=24, **fields)))
+    theirs.eval()
+    theirs.save_model(tmp_path)
+    ours = tm.saelens.load(tmp_path)
+    assert (ours.architecture, ours.config.is_transcoder) == (architecture, "d_out" in fields)
+    _close(ours, theirs)
 
-    batch = _randomise(saes.BatchTopKTrainingSAE(
-        saes.BatchTopKTrainingSAEConfig(d_in=8, d_sae=24, k=4)))
+
+#: Training checkpoints SAELens exports as another architecture: (name, class, config class,
+#: config fields). Each is compared with SAELens's own inference export of it.
+EXPORTED = [
+    ("batchtopk", "BatchTopKTrainingSAE", "BatchTopKTrainingSAEConfig", {"k": 4}),
+    ("matryoshka_batchtopk", "MatryoshkaBatchTopKTrainingSAE",
+     "MatryoshkaBatchTopKTrainingSAEConfig", {"k": 4, "matryoshka_widths": [6, 24]}),
+]
+
+
+@pytest.mark.parametrize("name, cls, cfg_cls, fields", EXPORTED, ids=[r[0] for r in EXPORTED])
+def test_batchtopk_checkpoints_load_as_their_jumprelu_export(name, cls, cfg_cls, fields,
+                                                             tmp_path):
+    torch.manual_seed(0)
+    batch = _randomise(getattr(saes, cls)(getattr(saes, cfg_cls)(d_in=8, d_sae=24, **fields)))
     batch.topk_threshold = torch.tensor(1.3, dtype=torch.double)
-    batch.save_model(tmp_path / "batch")
-    batch.save_inference_model(tmp_path / "batch_inference")
-    _close(tm.saelens.load(tmp_path / "batch"),
-           SAELensSAE.load_from_disk(tmp_path / "batch_inference"))
+    batch.save_model(tmp_path / "checkpoint")
+    batch.save_inference_model(tmp_path / "inference")
+    exported = SAELensSAE.load_from_disk(tmp_path / "inference")
+    assert type(exported).__name__ == "JumpReLUSAE"
+    ours = tm.saelens.load(tmp_path / "checkpoint")
+    assert (ours.architecture, ours.config.k) == ("batchtopk", 4)
+    _close(ours, exported)
 
-    for cls, cfg in [(saes.StandardTrainingSAE, saes.StandardTrainingSAEConfig),
-                     (saes.JumpReLUTrainingSAE, saes.JumpReLUTrainingSAEConfig),
-                     (saes.GatedTrainingSAE, saes.GatedTrainingSAEConfig)]:
-        sae = _randomise(cls(cfg(d_in=8, d_sae=24,
-                                 normalize_activations="expected_average_only_in")))
-        folder = tmp_path / cls.__name__
-        sae.save_model(folder)
-        ActivationScaler(scaling_factor=0.37).save(str(folder / "activation_scaler.json"))
-        folded = copy.deepcopy(sae)
-        folded.fold_activation_norm_scaling_factor(0.37)
-        _close(tm.saelens.load(folder), folded)
+
+@pytest.mark.parametrize("cls", ["StandardTrainingSAE", "JumpReLUTrainingSAE",
+                                 "GatedTrainingSAE", "TopKTrainingSAE", "BatchTopKTrainingSAE"])
+def test_normalised_checkpoints_fold_their_scaler(cls, tmp_path):
+    # A checkpoint mid-training: raw weights + activation_scaler.json. It loads as the SAE that
+    # SAELens's trainer ends with: fold_activation_norm_scaling_factor, then
+    # save_inference_model (which folds TopK's decoder norms, and makes BatchTopK a JumpReLU).
+    torch.manual_seed(0)
+    fields = {"k": 4} if "TopK" in cls else {}
+    sae = _randomise(getattr(saes, cls)(getattr(saes, cls + "Config")(
+        d_in=8, d_sae=24, normalize_activations="expected_average_only_in", **fields)))
+    if cls == "BatchTopKTrainingSAE":
+        sae.topk_threshold = torch.tensor(1.3, dtype=torch.double)
+    sae.save_model(tmp_path / "checkpoint")
+    ActivationScaler(scaling_factor=0.37).save(str(tmp_path / "checkpoint" /
+                                                   "activation_scaler.json"))
+    folded = copy.deepcopy(sae)
+    folded.fold_activation_norm_scaling_factor(0.37)
+    folded.save_inference_model(tmp_path / "final")
+    _close(tm.saelens.load(tmp_path / "checkpoint"), SAELensSAE.load_from_disk(tmp_path / "final"))
+
+
+def test_negative_jumprelu_threshold_loads_as_saelens_infers_it(tmp_path):
+    # SAELens 6.54 trains θ itself (no longer log θ) and clamps it at 0 *before* each step, so a
+    # checkpoint can hold θ_i < 0. Its training encode, π·H(π − θ), then passes negative π; its
+    # inference JumpReLUSAE, which load_from_disk builds from that same file, takes ReLU(π)
+    # first, and so does tm.SAE.
+    torch.manual_seed(0)
+    sae = _randomise(saes.JumpReLUTrainingSAE(saes.JumpReLUTrainingSAEConfig(d_in=8, d_sae=24)))
+    with torch.no_grad():
+        sae.threshold.copy_(-sae.threshold)
+    sae.save_model(tmp_path)
+    inferred = SAELensSAE.load_from_disk(tmp_path)
+    with torch.no_grad():
+        assert (sae.encode(torch.from_numpy(X)) < 0).any()  # the two SAELens forms differ here
+    _close(tm.saelens.load(tmp_path), inferred)
+
+
+def test_what_saelens_refuses_to_map_is_refused(tmp_path):
+    torch.manual_seed(0)
+    for cls, cfg, fields in [("AbsTopKSAE", "AbsTopKSAEConfig", {"k": 4}),
+                             ("SkipTranscoder", "SkipTranscoderConfig",
+                              {"d_out": 8, "apply_b_dec_to_input": False})]:
+        sae = _randomise(getattr(saes, cls)(getattr(saes, cfg)(d_in=8, d_sae=24, **fields)))
+        sae.save_model(tmp_path / cls)
+        with pytest.raises(ValueError, match="is refused"):
+            tm.saelens.load(tmp_path / cls)

@@ -1,9 +1,12 @@
 """SAELens folders, both ways: `save(sae, folder)` writes what SAELens's `SAE.load_from_disk`
 loads, `load(folder)` reads what SAELens's `SAE.save_model` wrote.
 
-A folder is `cfg.json` + `sae_weights.safetensors` (SAELens 6.18.0, the version this module is
-written and tested against; its own files are in `tests/fixtures/saelens/`). SAELens loads the
-weights with a strict `load_state_dict`, so a file holds exactly its architecture's tensors:
+A folder is `cfg.json` + `sae_weights.safetensors`. The files written are SAELens 6.18.0's form
+(its own files are in `tests/fixtures/saelens/`), which the current SAELens (6.54, the `interop`
+extra, tests/test_saelens_interop.py) loads unchanged; what 6.54 writes reads too (its extra cfg
+fields, `training_architecture` metadata and training-only fields, change no inference and are
+ignored). SAELens loads the weights with a strict `load_state_dict`, so a file holds exactly its
+architecture's tensors:
 
 | tm.SAE | SAELens `architecture` | tensors |
 |---|---|---|
@@ -22,17 +25,26 @@ than the SAELens fields do, rides along in `metadata.toymodels_config`, which SA
 ignores, so that save → load gives back the same `SAEConfig`.
 
 Reading also accepts what SAELens itself may leave behind, each mapped exactly:
-- `topk` with `rescale_acts_by_decoder_norm` true: the decoder norms are folded into the encoder
-  (W_enc·‖W_dec,i‖, b_enc·‖W_dec,i‖, W_dec/‖W_dec,i‖), as SAELens's own inference export does;
-- a `batchtopk` training checkpoint (its scalar `topk_threshold`): the jumprelu it exports;
+- `topk` with `rescale_acts_by_decoder_norm` true (the default of SAELens's TopK training): the
+  decoder norms are folded into the encoder (W_enc·‖W_dec,i‖, b_enc·‖W_dec,i‖, W_dec/‖W_dec,i‖),
+  as SAELens's own inference export does;
+- a `batchtopk` or `matryoshka_batchtopk` training checkpoint (its scalar `topk_threshold`): the
+  jumprelu it exports;
 - `normalize_activations: "expected_average_only_in"` with the factor s in the folder's
   `activation_scaler.json` (a training checkpoint) or given as `scaling_factor=`: folded as
-  SAELens's `fold_activation_norm_scaling_factor` (W_enc·s, W_dec/s, b_dec/s);
+  SAELens's `fold_activation_norm_scaling_factor` (W_enc·s, W_dec/s, b_dec/s), before the decoder
+  norms, in the order of SAELens's trainer, so that the feature_acts are those SAELens exports;
 - pre-6.0 configs (`hook_point`, `activation_fn`, a boolean `normalize_activations` …), read with
   SAELens's own defaults.
 Refused, with the reason: `constant_norm_rescale` and `layer_norm` normalisation (per-example
-rescalings no fixed weights express), `skip_transcoder` (its W_skip), a non-trivial
+rescalings no fixed weights express), `covariance_whitening` (a training checkpoint's whitening is
+not in the folder), `skip_transcoder` and `jumprelu_skip_transcoder` (their W_skip), SAELens 6.5x's
+`abstopk`, `matching_pursuit` and `temporal` (no tm.SAE form), a non-trivial
 `finetuning_scaling_factor`, and other activation functions of pre-6.0 configs.
+
+A JumpReLU checkpoint of SAELens ≥ 6.2x (θ trained directly, clamped at 0 before each step) may
+hold θ_i < 0: it loads as SAELens's `load_from_disk` infers it, ReLU first (SAELens's training
+encode, π·H(π − θ), would pass negative π there).
 """
 
 from __future__ import annotations
@@ -82,6 +94,14 @@ _ARCHITECTURES: dict[str, tuple[str, bool, tuple[str, ...]]] = {
 }
 _REFUSED = {
     "skip_transcoder": "its skip connection W_skip (x̂ += x W_skipᵀ) has no tm.SAE equivalent",
+    "jumprelu_skip_transcoder": "its skip connection W_skip (x̂ += x W_skipᵀ) has no tm.SAE "
+                                "equivalent",
+    # SAELens ≥ 6.2x architectures with no exact tm.SAE form
+    "abstopk": "it keeps the k largest |π_i| with their signs (no ReLU); no tm.SAE architecture "
+               "does",
+    "matching_pursuit": "its encoder is an iterative pursuit over the decoder, not one affine map "
+                        "and an activation",
+    "temporal": "its encoder attends over earlier tokens, not one affine map per token",
 }
 #: tm architecture → SAELens architecture, for an SAE and for a transcoder (None: refused).
 _SAVE_AS = {
@@ -225,15 +245,22 @@ def load(folder: str | Path, *, scaling_factor: float | None = None) -> SAE:
         if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k <= d_sae:
             fail(cfg_path, f"field 'k' must be a number in (0, d_sae={d_sae}] for architecture "
                  f"{name!r}; got {cfg.get('k', '(missing)')!r}")
-        if field(cfg_path, cfg, "rescale_acts_by_decoder_norm", bool, name != "topk"):
-            params = _fold_decoder_norms(weights_path, params)
+    rescale = architecture in ("topk", "batchtopk") and field(
+        cfg_path, cfg, "rescale_acts_by_decoder_norm", bool, name != "topk")
+    # The normalisation first, then the decoder norms: the order of SAELens's trainer
+    # (fold_activation_norm_scaling_factor at the end of training, the norms folded by
+    # save_inference_model). With rescaled activations the order shows: π·‖W_dec,i / s‖ is the
+    # training π·‖W_dec,i‖ over s, so SAELens's final feature_acts are the training ones over s.
+    params = _fold_normalisation(path, cfg_path, field(
+        cfg_path, cfg, "normalize_activations", str, "none"), params, scaling_factor,
+        rescale=rescale)
+    if rescale:
+        params = _fold_decoder_norms(weights_path, params)
     if architecture == "batchtopk":  # the jumprelu SAELens exports: one threshold for all latents
         params["threshold"] = np.full(d_sae, params.pop("topk_threshold"), np.float32)
         if not isinstance(k, int):  # a fractional k has no tm config; its inference is jumprelu
             architecture, k = "jumprelu", None
 
-    params = _fold_normalisation(path, cfg_path, field(
-        cfg_path, cfg, "normalize_activations", str, "none"), params, scaling_factor)
     if reshape != "none":
         metadata["reshape_activations"] = reshape
     stored = metadata.pop(_TOYMODELS_KEY, None)
@@ -334,13 +361,20 @@ def _fold_decoder_norms(path: Path, params: dict[str, np.ndarray]) -> dict[str, 
 
 
 def _fold_normalisation(folder: Path, cfg_path: Path, mode: str, params: dict[str, np.ndarray],
-                        scaling_factor: float | None) -> dict[str, np.ndarray]:
-    """Weights that read raw activations: SAELens's fold_activation_norm_scaling_factor."""
+                        scaling_factor: float | None, *, rescale: bool = False
+                        ) -> dict[str, np.ndarray]:
+    """Weights that read raw activations: SAELens's fold_activation_norm_scaling_factor
+    (W_enc·s, W_dec/s, b_dec/s; and a batchtopk's topk_threshold/s when its activations are
+    rescaled by the decoder norms, which that fold divides by s: SAELens's fix of #763)."""
     if mode == "none":
         if scaling_factor is not None:
             fail(cfg_path, "scaling_factor was given but normalize_activations is 'none' "
                  "(the weights already read raw activations)")
         return params
+    if mode == "covariance_whitening":
+        fail(cfg_path, "normalize_activations 'covariance_whitening' needs the whitening mean and "
+             "matrix, which a SAELens folder does not store (SAELens folds them into the weights "
+             "when training ends; load that exported SAE instead)")
     if mode != "expected_average_only_in":
         fail(cfg_path, f"normalize_activations {mode!r} rescales each example by its own norm "
              "(no fixed weights express it); only 'none' and 'expected_average_only_in' load")
@@ -360,6 +394,9 @@ def _fold_normalisation(folder: Path, cfg_path: Path, mode: str, params: dict[st
     s = scaling_factor
     if isinstance(s, bool) or not isinstance(s, (int, float)) or not np.isfinite(s) or s <= 0:
         fail(path, f"scaling_factor must be a finite number > 0; got {s!r}")
-    return params | {"W_enc": params["W_enc"] * np.float32(s),
-                     "W_dec": params["W_dec"] / np.float32(s),
-                     "b_dec": params["b_dec"] / np.float32(s)}
+    folded = params | {"W_enc": params["W_enc"] * np.float32(s),
+                       "W_dec": params["W_dec"] / np.float32(s),
+                       "b_dec": params["b_dec"] / np.float32(s)}
+    if rescale and "topk_threshold" in params:
+        folded["topk_threshold"] = params["topk_threshold"] / s
+    return folded
