@@ -177,5 +177,21 @@ def test_hf_gpt2_centred_equals_transformer_lens_processed(tokenizer, tmp_path):
         x_hf, x_tl = ours.select(site=site).read(np.arange(len(ours))), \
             theirs.select(site=site).read(np.arange(len(theirs)))
         assert np.abs(x_hf - x_tl).max() > 0.1, site  # the raw streams differ …
-        np.testing.assert_allclose(lm.lens.centred(x_hf), x_tl, rtol=0, atol=1e-4,
+        np.testing.assert_allclose(lm.centred(x_hf), x_tl, rtol=0, atol=1e-4,
                                    err_msg=site)  # … by each token's mean over d_model
+
+
+def test_an_sae_trained_on_centred_weights_reads_a_raw_model_centred(hooked, tokenizer):
+    # gpt2-small-res-jb's metadata: model_from_pretrained_kwargs {center_writing_weights: true}
+    centring = _sae(32, site="blocks.1.hook_resid_pre")
+    centring = tm.SAE(centring.config, centring.params, centring.metadata | {
+        "model_from_pretrained_kwargs": {"center_writing_weights": True}})
+    x = np.random.default_rng(0).normal(loc=0.7, size=(5, 32)).astype(np.float32)
+    np.testing.assert_allclose(lm.encode_rows(centring, x),
+                               np.asarray(centring.encode(x - x.mean(-1, keepdims=True))),
+                               rtol=1e-6, atol=1e-6)
+    assert not np.allclose(lm.encode_rows(centring, x), np.asarray(centring.encode(x)))
+    # the splice's metrics compare x̂ with x as the SAE reads it
+    report = lm.splice_effects(hooked, tokenizer, centring, TEXTS[:2])
+    plain = lm.splice_effects(hooked, tokenizer, _sae(32), TEXTS[:2])
+    assert report["fvu"] != pytest.approx(plain["fvu"])

@@ -307,7 +307,8 @@ def test_pre_6_config(tmp_path):
     sae = tm.saelens.load(_write(tmp_path, cfg, w))
     assert (sae.architecture, sae.config.k) == ("topk", 2)
     assert sae.metadata == {"model_name": "gpt2-small", "hook_name": "blocks.3.hook_resid_pre",
-                            "sae_lens_training_version": "3.13.0"}
+                            "sae_lens_training_version": "3.13.0",
+                            "prepend_bos": True}  # SAELens's default for pre-6.0 configs
     _assert_reproduces(sae, _cfg("topk", k=2, rescale_acts_by_decoder_norm=False), _weights())
     with pytest.raises(ValueError, match="activation_fn 'tanh-relu' has no tm.SAE equivalent"):
         tm.saelens.load(_write(tmp_path / "t", cfg | {"activation_fn_str": "tanh-relu"}, w))

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import save_file
 
+from toymodels.io import releases
 from toymodels.io._files import (
     build,
     check_tensors,
@@ -71,7 +72,8 @@ from toymodels.io._files import (
 from toymodels.sae.config import RENAMED_FIELDS, SAEConfig, stored_config
 from toymodels.sae.model import SAE
 
-__all__ = ["CFG_FILENAME", "SAELENS_VERSION", "WEIGHTS_FILENAME", "load", "save"]
+__all__ = ["CFG_FILENAME", "SAELENS_VERSION", "WEIGHTS_FILENAME", "from_pretrained", "load",
+           "pretrained_sparsity", "save"]
 
 #: the SAELens version whose format this module writes (metadata.sae_lens_version).
 SAELENS_VERSION = "6.18.0"
@@ -203,12 +205,23 @@ def load(folder: str | Path, *, scaling_factor: float | None = None) -> SAE:
     (SAELens's `pretrained_saes.yaml` lists it as `norm_scaling_factor`); it is folded into the
     weights. A malformed folder raises a ValueError naming the file and what is wrong.
     """
+    return _load(folder, scaling_factor, {})
+
+
+def _load(folder: str | Path, scaling_factor: float | None, overrides: dict[str, Any]) -> SAE:
+    """`load`, with a release's `config_overrides` applied to the config as SAELens applies
+    them (its LLM fields into `metadata`, the rest over the config's own)."""
     path = folder_of(folder, "a SAELens folder with cfg.json and sae_weights.safetensors")
     cfg_path = need(path, CFG_FILENAME, "a SAELens folder")
     weights_path = need(path, WEIGHTS_FILENAME, "a SAELens folder")
     cfg = read_json(cfg_path)
     if _major_version(cfg_path, cfg) < 6:
         cfg = _pre6(cfg_path, cfg)
+    for key, value in overrides.items():
+        if key in _LLM_METADATA_KEYS:
+            cfg["metadata"] = {**field(cfg_path, cfg, "metadata", dict, {}), key: value}
+        else:
+            cfg[key] = value
 
     name = field(cfg_path, cfg, "architecture", str, "standard")
     if name in _REFUSED:
@@ -270,6 +283,59 @@ def load(folder: str | Path, *, scaling_factor: float | None = None) -> SAE:
     return build(cfg_path, dataclasses.asdict(config), params, metadata)
 
 
+# --- pretrained releases --------------------------------------------------------------------------
+
+
+def from_pretrained(release: str, sae_id: str, *, cache_dir: str | Path | None = None,
+                    force_download: bool = False) -> SAE:
+    """A pretrained SAE of SAELens's release table, as SAELens's `SAE.from_pretrained` loads it.
+
+        sae = tm.saelens.from_pretrained("gpt2-small-res-jb", "blocks.8.hook_resid_pre")
+
+    The release is looked up in the installed sae-lens's `pretrained_saes.yaml` (an "owner/repo"
+    release not in it is that Hugging Face repo, the sae_id its folder); its files are fetched
+    with huggingface_hub into its cache (`cache_dir`, default the hub's), so they load offline
+    (`HF_HUB_OFFLINE=1`) once there. The release's `config_overrides` (e.g.
+    `model_from_pretrained_kwargs: {center_writing_weights: true}`) and its
+    `norm_scaling_factor` are applied as SAELens applies them; the metadata gains `release`,
+    `sae_id`, the release's `model` (as `model_name` when the config names none) and
+    `neuronpedia_id`. `toymodels.lm` honours `prepend_bos`, `context_size` and
+    `model_from_pretrained_kwargs.center_writing_weights` (the SAE reads each token's activation
+    centred over d_model, `lm.lens.centred`, which a TransformerLens model processed that way
+    already is).
+
+    Raises ValueError for a release or sae_id the table lacks (listing the closest names) or a
+    release in another format; FileNotFoundError when the files are neither cached nor reachable.
+    """
+    where = releases.resolve(release, sae_id)
+    folder, _ = releases.download(where, cache_dir=cache_dir, force_download=force_download)
+    overrides = dict(where.config_overrides)
+    if where.neuronpedia is not None:
+        overrides["neuronpedia_id"] = where.neuronpedia
+    cfg = read_json(folder / CFG_FILENAME)
+    mode = cfg.get("normalize_activations", overrides.get("normalize_activations"))
+    scaling = where.norm_scaling_factor if mode == "expected_average_only_in" else None
+    sae = _load(folder, scaling, overrides)
+    meta = {"release": release, "sae_id": sae_id, **sae.metadata}
+    if meta.get("model_name") is None and where.model is not None:
+        meta["model_name"] = where.model
+    return SAE(sae.config, sae.params, meta)
+
+
+def pretrained_sparsity(release: str, sae_id: str, *, cache_dir: str | Path | None = None
+                        ) -> np.ndarray | None:
+    """The release's log10 feature density per latent (its `sparsity.safetensors`,
+    (d_sae,)), or None when the release ships none."""
+    where = releases.resolve(release, sae_id)
+    _, sparsity = releases.download(where, cache_dir=cache_dir)
+    if sparsity is None:
+        return None
+    tensors = read_safetensors(sparsity)
+    if "sparsity" not in tensors:
+        fail(sparsity, "no tensor 'sparsity'")
+    return np.asarray(tensors["sparsity"], np.float32)
+
+
 def _saelens_config(architecture: str, d_in: int, d_sae: int, k: int | None,
                     d_out: int | None, subtract: bool) -> SAEConfig:
     """The SAEConfig of what a SAELens config says (the training fields at their defaults)."""
@@ -322,6 +388,7 @@ def _pre6(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     renames = {"hook_point": "hook_name", "hook_point_head_index": "hook_head_index",
                "activation_fn_str": "activation_fn"}
     old = {renames.get(k, k): v for k, v in cfg.items()}
+    old.setdefault("prepend_bos", True)  # SAELens's default for these configs
     new = {k: v for k, v in old.items() if k not in _LLM_METADATA_KEYS}
     new["metadata"] = {k: old[k] for k in _LLM_METADATA_KEYS if k in old}
     new.setdefault("architecture", "standard")

@@ -24,7 +24,7 @@ pays nothing for it).
 """
 
 from toymodels.lm.models import MINILM_NAMES, load_model, minilm_path, resolve_model
-from toymodels.lm.saes import decode_rows, encode_rows, sae_from_sweep, sae_site
+from toymodels.lm.saes import centred, decode_rows, encode_rows, sae_from_sweep, sae_site
 from toymodels.lm.sites import ARCHITECTURES, KINDS, Site, architecture_of, parse_site, site_table
 from toymodels.lm.store import ActivationStore
 from toymodels.lm.texts import corpus, corpus_path, corpus_topics, generate_corpus, prompts
@@ -54,7 +54,7 @@ def __getattr__(name):
 
 __all__ = [
     "ARCHITECTURES", "KINDS", "MINILM_NAMES", "ActivationStore", "Site", "architecture_of",
-    "capture", "corpus", "corpus_path", "corpus_topics", "decode_rows", "encode",
+    "capture", "centred", "corpus", "corpus_path", "corpus_topics", "decode_rows", "encode",
     "encode_rows", "generate_corpus", "harvest", "load_model", "minilm_path", "parse_site",
     "prompts", "resolve_model", "sae_from_sweep", "sae_site", "site_table",
     *sorted(n for n, m in _LAZY.items() if m in ("toymodels.lm.splice", "toymodels.lm.features")),

@@ -160,17 +160,3 @@ def model_outputs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) 
         return _forward(model, input_ids, attention_mask, "logits").float()
 
 
-
-def centred(x):
-    """x − mean(x) over the last axis: (…, d_model) -> (…, d_model).
-
-    What TransformerLens's `center_writing_weights` makes of the residual stream. Centring every
-    weight that writes into the stream (W_E, W_pos, W_O, b_O, W_out, b_out) removes each token's
-    mean over d_model from everything that flows through it, which changes nothing downstream
-    (every read of the stream is a LayerNorm, which removes that mean anyway). So a GPT-2 read
-    through Hugging Face at a residual site (`hook_resid_pre`, `hook_resid_mid`,
-    `hook_resid_post`) or a writing sub-block (`hook_attn_out`, `hook_mlp_out`), then centred,
-    equals TransformerLens's processed model there (`fold_ln=True`,
-    `center_writing_weights=True`): what SAEs trained on it, such as gpt2-small-res-jb, read.
-    """
-    return x - x.mean(-1, keepdims=True)

@@ -9,6 +9,12 @@ trained on: `model_name`, `hook_name` (and `hook_name_out` for a transcoder), `p
 `encode_rows` / `decode_rows` apply `tm.SAE` to a (rows, d) array padded to a power of two (at
 least `MIN_ROWS`) rows, so that texts of every length share a handful of compiled shapes instead
 of compiling once per length.
+
+An SAE whose metadata says `model_from_pretrained_kwargs: {center_writing_weights: true}` (a
+SAELens release trained on TransformerLens's processed GPT-2, such as gpt2-small-res-jb) reads
+each row centred over d_model (`centred`, applied by `sae_input` and so by `encode_rows`): that is
+the model it was trained on, read through any other (a Hugging Face GPT-2, an unprocessed
+HookedTransformer); on a model processed that way, centring changes nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import xarray as xr
 from toymodels.lm.store import FORMAT
 from toymodels.sae import SAE
 
-__all__ = ["decode_rows", "encode_rows", "sae_from_sweep", "sae_site"]
+__all__ = ["centred", "decode_rows", "encode_rows", "sae_from_sweep", "sae_input", "sae_site"]
 
 #: the fewest rows an SAE is compiled for
 MIN_ROWS = 64
@@ -38,12 +44,40 @@ def _padded(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def centred(x):
+    """x − mean(x) over the last axis: (…, d_model) -> (…, d_model).
+
+    What TransformerLens's `center_writing_weights` makes of the residual stream. Centring every
+    weight that writes into the stream (W_E, W_pos, W_O, b_O, W_out, b_out) removes each token's
+    mean over d_model from everything that flows through it, which changes nothing downstream
+    (every read of the stream is a LayerNorm, which removes that mean anyway). So a GPT-2 read
+    through Hugging Face at a residual site (`hook_resid_pre`, `hook_resid_mid`,
+    `hook_resid_post`) or a writing sub-block (`hook_attn_out`, `hook_mlp_out`), then centred,
+    equals TransformerLens's processed model there (`fold_ln=True`,
+    `center_writing_weights=True`; tests/test_lm_lens.py).
+    """
+    return x - x.mean(-1, keepdims=True)
+
+
+def centres_input(sae: SAE) -> bool:
+    """Whether the SAE was trained on a model with centred writing weights (its metadata's
+    `model_from_pretrained_kwargs.center_writing_weights`)."""
+    kwargs = sae.metadata.get("model_from_pretrained_kwargs") or {}
+    return isinstance(kwargs, dict) and bool(kwargs.get("center_writing_weights", False))
+
+
+def sae_input(sae: SAE, x: np.ndarray) -> np.ndarray:
+    """The rows as the SAE reads them: centred when `centres_input(sae)`, else as they are."""
+    x = np.asarray(x, np.float32)
+    return centred(x) if centres_input(sae) else x
+
+
 def encode_rows(sae: SAE, x: np.ndarray) -> np.ndarray:
-    """feature_acts of rows x: (n, d_in) -> (n, d_sae) float32 NumPy."""
+    """feature_acts of rows x: (n, d_in) -> (n, d_sae) float32 NumPy (of `sae_input(sae, x)`)."""
     x = np.asarray(x, np.float32)
     if x.ndim != 2 or x.shape[1] != sae.d_in:
         raise ValueError(f"x: expected (rows, d_in={sae.d_in}), got shape {x.shape}")
-    return np.asarray(sae.encode(_padded(x)))[:len(x)]
+    return np.asarray(sae.encode(_padded(sae_input(sae, x))))[:len(x)]
 
 
 def decode_rows(sae: SAE, f: np.ndarray) -> np.ndarray:

@@ -58,7 +58,7 @@ from toymodels import analysis
 from toymodels.lm import lens
 from toymodels.lm.harvesting import encode, token_strings
 from toymodels.lm.hooks import _first
-from toymodels.lm.saes import decode_rows, encode_rows, sae_site
+from toymodels.lm.saes import decode_rows, encode_rows, sae_input, sae_site
 from toymodels.lm.sites import architecture_of, n_layers, parse_site
 from toymodels.sae import SAE
 
@@ -336,7 +336,7 @@ def splice_effects(model, tokenizer, sae: SAE, texts: Sequence[str], *, site: st
     def splice(x_in, x):
         f = encode_rows(sae, x_in)
         x_hat = decode_rows(sae, f)
-        recorded.update(f=f, x=x, x_hat=x_hat)
+        recorded.update(f=f, x=sae_input(sae, x), x_hat=x_hat)  # measured as the SAE reads x
         return x_hat
 
     rows: dict[str, list[np.ndarray]] = {"x": [], "x_hat": [], "f": []}
