@@ -15,7 +15,9 @@ model, and find what their latents mean.
 Modules: `sites` (site names, one table per architecture), `hooks` (reading sites), `harvesting`,
 `store` (the on-disk store), `texts` (shipped corpus and prompts), `models` (loading), `saes`
 (an SAE's model and site, encoding rows), `splice` (editing sites: splices, ablations, steering,
-and their downstream metrics), `features` (what latents mean), `cli`.
+and their downstream metrics), `features` (what latents mean), `lens` (TransformerLens models as
+input: their own hook points), `saelens_cache` (SAELens's cached-activation datasets, both ways),
+`cli`.
 
 Needs the `lm` extra (PyTorch, transformers, safetensors). Reading a store needs only NumPy, so
 this package imports PyTorch lazily: `harvest`, `capture`, `encode` and everything of `splice`
@@ -24,6 +26,8 @@ pays nothing for it).
 """
 
 from toymodels.lm.models import MINILM_NAMES, load_model, minilm_path, resolve_model
+from toymodels.lm.saelens_cache import SAELensCache
+from toymodels.lm.saelens_cache import export as export_saelens_cache
 from toymodels.lm.saes import centred, decode_rows, encode_rows, sae_from_sweep, sae_site
 from toymodels.lm.sites import ARCHITECTURES, KINDS, Site, architecture_of, parse_site, site_table
 from toymodels.lm.store import ActivationStore
@@ -53,7 +57,8 @@ def __getattr__(name):
 
 
 __all__ = [
-    "ARCHITECTURES", "KINDS", "MINILM_NAMES", "ActivationStore", "Site", "architecture_of",
+    "ARCHITECTURES", "KINDS", "MINILM_NAMES", "ActivationStore", "SAELensCache", "Site",
+    "architecture_of", "export_saelens_cache",
     "capture", "centred", "corpus", "corpus_path", "corpus_topics", "decode_rows", "encode",
     "encode_rows", "generate_corpus", "harvest", "load_model", "minilm_path", "parse_site",
     "prompts", "resolve_model", "sae_from_sweep", "sae_site", "site_table",
