@@ -57,9 +57,15 @@ def parse_pairs(items, what: str) -> dict:
 
 
 def add_sae_arguments(p: argparse.ArgumentParser) -> None:
-    """The arguments naming one SAE of a sweep and the model to splice it into."""
-    p.add_argument("sae", help="a results folder of `toymodels lm train-sae` (or of tm.sweep on "
-                               "an activation store)")
+    """The arguments naming one SAE (of a sweep, or a pretrained SAELens release) and the model
+    to splice it into."""
+    p.add_argument("sae", nargs="?", default=None,
+                   help="a results folder of `toymodels lm train-sae` (or of tm.sweep on an "
+                        "activation store); or give --sae")
+    p.add_argument("--sae", dest="pretrained", metavar="RELEASE:SAE_ID", default=None,
+                   help="a pretrained SAE of SAELens's release table instead, e.g. "
+                        "gpt2-small-res-jb:blocks.8.hook_resid_pre (needs the interop extra; "
+                        "downloaded into the Hugging Face cache, offline once there)")
     p.add_argument("--point", action="append", metavar="DIM=VALUE",
                    help="which SAE of the sweep, e.g. l1_coefficient=3 (repeat per grid dim; a "
                         "dim with one value may be left out)")
@@ -70,19 +76,50 @@ def add_sae_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def sae_of(args):
-    """The SAE that `add_sae_arguments`' `sae` and `--point` name."""
+    """The SAE that `add_sae_arguments`' `sae` and `--point`, or `--sae`, name."""
+    if (args.sae is None) == (args.pretrained is None):
+        raise SystemExit("give an SAE: a results folder, or --sae RELEASE:SAE_ID (not both)")
+    if args.pretrained is not None:
+        from toymodels.io.saelens import from_pretrained
+
+        release, sep, sae_id = args.pretrained.partition(":")
+        if not sep or not release or not sae_id:
+            raise SystemExit(f"--sae: expected RELEASE:SAE_ID, got {args.pretrained!r}")
+        if args.point:
+            raise SystemExit("--point chooses an SAE of a sweep; --sae names one already")
+        try:
+            return from_pretrained(release, sae_id)
+        except (ValueError, FileNotFoundError, ModuleNotFoundError) as err:
+            raise SystemExit(f"--sae: {err}") from None
     from toymodels.lm.saes import sae_from_sweep
 
     point = {k: parse_value(v) for k, v in parse_pairs(args.point, "--point").items()}
     return sae_from_sweep(args.sae, point)
 
 
+def hf_model_name(name: str) -> str:
+    """A TransformerLens model name ("gpt2-small", which SAELens's releases use) as the Hugging
+    Face name it loads ("gpt2"), by TransformerLens's own alias table when it is installed;
+    any other name as it is."""
+    try:
+        from transformer_lens.loading_from_pretrained import get_official_model_name
+    except ImportError:
+        return name
+    try:
+        return get_official_model_name(name)
+    except ValueError:
+        return name
+
+
 def model_of(args, sae):
-    """(model, tokenizer) with its LM head: `--model`, else the one the SAE's results name."""
+    """(model, tokenizer) with its LM head: `--model`, else the one the SAE's results (or its
+    release) name."""
     from toymodels.lm.models import load_model
 
     name = args.model or sae.metadata.get("model_name")
     if name is None:
         raise SystemExit("--model: the SAE's results do not name a model; give one")
+    if args.model is None and "release" in sae.metadata:
+        name = hf_model_name(name)
     return load_model(name, device=args.device, lm_head=True)
 

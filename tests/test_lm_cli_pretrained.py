@@ -1,0 +1,104 @@
+"""`toymodels lm top-features | contrast --sae RELEASE:SAE_ID`: a pretrained SAELens release by name,
+its files from a local Hugging Face cache the test writes (HF_HUB_OFFLINE=1), read into a tiny
+random GPT-2 saved as a folder (no download). The commands print what the Python API computes."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from extras import require  # tests/extras.py
+
+require("torch", "lm")
+require("sae_lens", "interop")
+require("transformer_lens", "interop")
+
+from lm_models import tiny_model, tiny_tokenizer  # noqa: E402  (tests/lm_models.py)
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE, SAE_ID = "gpt2-small-res-jb", "blocks.1.hook_resid_pre"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+PROMPT = "I was thrilled when the train arrived early in Paris."
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrained")
+    tokenizer = tiny_tokenizer()
+    tiny_model("gpt2", len(tokenizer)).save_pretrained(root / "gpt2")  # d_model 32, 3 blocks
+    tokenizer.save_pretrained(root / "gpt2")
+    repo = root / "hub" / "models--jbloom--GPT2-Small-SAEs-Reformatted"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(COMMIT)
+    folder = repo / "snapshots" / COMMIT / SAE_ID
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    (folder / "cfg.json").write_text(json.dumps({  # a pre-6.0 config, as the release's are
+        "model_name": "gpt2-small", "hook_point": SAE_ID, "d_in": 32, "d_sae": 64,
+        "context_size": 128, "dtype": "torch.float32", "apply_b_dec_to_input": True}))
+    save_file({"W_enc": rng.normal(size=(32, 64)).astype(np.float32),
+               "b_enc": np.zeros(64, np.float32),
+               "W_dec": rng.normal(size=(64, 32)).astype(np.float32),
+               "b_dec": np.zeros(32, np.float32)}, str(folder / "sae_weights.safetensors"))
+    return root
+
+
+def _run(code: str, root: Path) -> str:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hub"),
+           "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_top_features_and_contrast_by_release_name(setup):
+    out = _run(f"""
+        import json
+        import numpy as np
+        import toymodels as tm
+        from toymodels import lm
+        from toymodels.cli import main
+        main(["lm", "top-features", "--sae", "{RELEASE}:{SAE_ID}", "--model",
+              "{setup / 'gpt2'}", "--prompt", {PROMPT!r}, "--heatmap", "", "-k", "1"])
+        main(["lm", "contrast", "--sae", "{RELEASE}:{SAE_ID}", "--model", "{setup / 'gpt2'}",
+              "--quiet", "--min-active", "1"])
+        sae = tm.saelens.from_pretrained("{RELEASE}", "{SAE_ID}")
+        model, tokenizer = lm.load_model("{setup / 'gpt2'}", lm_head=True)
+        one = lm.text_latents(model, tokenizer, sae, [{PROMPT!r}])[0]
+        index, values = lm.top_latents(one.feature_acts, 1)
+        print(json.dumps({{"top": index[:, 0].tolist(), "bos": one.tokens[0],
+                          "n": len(one.tokens)}}))
+    """, setup)
+    lines = out.strip().splitlines()
+    want = json.loads(lines[-1])
+    assert f"top 1 latents per token ({SAE_ID}, d_sae=64)" in out
+    rows = lines[1:1 + want["n"]]  # one line per token, with its top latent first
+    assert [int(r.split()[-1].split(":")[0]) for r in rows] == want["top"]
+    assert want["bos"] == "<|endoftext|>"  # the release's prepend_bos (SAELens's default)
+    assert "tests significant at FDR" in out  # contrast ran on the shipped prompt sets
+
+
+def test_hf_model_name_from_transformer_lens_aliases():
+    from toymodels.lm.commands._args import hf_model_name
+
+    assert hf_model_name("gpt2-small") == "gpt2"
+    assert hf_model_name("my/local-model") == "my/local-model"
+
+
+def test_sae_and_results_folder_are_exclusive(setup, capsys):
+    from toymodels.cli import main
+
+    with pytest.raises(SystemExit, match="not both"):
+        main(["lm", "top-features", "some/results", "--sae", f"{RELEASE}:{SAE_ID}",
+              "--prompt", "x"])
+    with pytest.raises(SystemExit, match="expected RELEASE:SAE_ID"):
+        main(["lm", "top-features", "--sae", RELEASE, "--prompt", "x"])
+    with pytest.raises(SystemExit, match="closest releases: .*gpt2-small-res-jb"):
+        main(["lm", "top-features", "--sae", f"gpt2-small-res-jj:{SAE_ID}", "--prompt", "x"])
