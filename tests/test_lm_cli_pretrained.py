@@ -69,6 +69,8 @@ def test_top_features_and_contrast_by_release_name(setup):
               "{setup / 'gpt2'}", "--prompt", {PROMPT!r}, "--heatmap", "", "-k", "1"])
         main(["lm", "contrast", "--sae", "{RELEASE}:{SAE_ID}", "--model", "{setup / 'gpt2'}",
               "--quiet", "--min-active", "1"])
+        main(["lm", "evaluate", "--sae", "{RELEASE}:{SAE_ID}", "--model", "{setup / 'gpt2'}",
+              "--limit", "6", "--quiet", "--json"])
         sae = tm.saelens.from_pretrained("{RELEASE}", "{SAE_ID}")
         model, tokenizer = lm.load_model("{setup / 'gpt2'}", lm_head=True)
         one = lm.text_latents(model, tokenizer, sae, [{PROMPT!r}])[0]
@@ -83,6 +85,7 @@ def test_top_features_and_contrast_by_release_name(setup):
     assert [int(r.split()[-1].split(":")[0]) for r in rows] == want["top"]
     assert want["bos"] == "<|endoftext|>"  # the release's prepend_bos (SAELens's default)
     assert "tests significant at FDR" in out  # contrast ran on the shipped prompt sets
+    assert '"ce_recovered"' in out and '"texts": 6' in out  # evaluate spliced it in
 
 
 def test_hf_model_name_from_transformer_lens_aliases():
