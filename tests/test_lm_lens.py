@@ -167,6 +167,15 @@ def test_hf_gpt2_centred_equals_transformer_lens_processed(tokenizer, tmp_path):
     hooked.load_and_process_state_dict(convert_gpt2_weights(hf, cfg), fold_ln=True,
                                        center_writing_weights=True, center_unembed=True)
     hooked.eval()
+    # promoted tokens read the same unembedding through either model (TransformerLens's
+    # center_unembed shifts every logit of a direction by one constant: the order is the same)
+    sae = _sae(32, seed=3)
+    for latent in (0, 5):
+        ours, theirs = (lm.promoted_tokens(m, tokenizer, sae, latent, k=8) for m in (hf, hooked))
+        for key in ("promoted", "suppressed"):
+            assert [t for t, _ in ours[key]] == [t for t, _ in theirs[key]], key
+            gaps = [np.diff([v for _, v in side[key]]) for side in (ours, theirs)]
+            np.testing.assert_allclose(gaps[0], gaps[1], rtol=1e-4, atol=1e-4)
     sites = [f"blocks.{layer}.{kind}" for layer in range(2) for kind in RESIDUAL_KINDS]
     ours = lm.harvest((hf, tokenizer), sites=sites, texts=TEXTS, out=tmp_path / "hf",
                       prepend_bos=True, batch_size=4)

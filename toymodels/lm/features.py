@@ -46,6 +46,7 @@ from scipy import stats as scipy_stats
 from tqdm.auto import tqdm
 
 from toymodels.lm.harvesting import token_strings
+from toymodels.lm import lens
 from toymodels.lm.hooks import capture
 from toymodels.lm.saes import encode_rows, sae_site
 from toymodels.lm.sites import architecture_of
@@ -231,20 +232,26 @@ def promoted_tokens(model, tokenizer, sae: SAE, latent: int, *, k: int = 10
                     ) -> dict[str, list[tuple[str, float]]]:
     """{"promoted": the k tokens with the largest W_U (γ ⊙ c(W_dec,latent)), "suppressed": the k
     smallest} as (token, value) pairs (see the module docstring for the approximation)."""
-    arch = architecture_of(model.config)
-    unembed = model.get_output_embeddings()
-    if unembed is None or arch.final_norm is None:
-        raise ValueError(f"model: a {type(model).__name__} has no unembedding reading the "
-                         "residual stream (promoted tokens need an LM head, e.g. GPT2LMHeadModel)")
     if not isinstance(latent, int | np.integer) or not 0 <= latent < sae.d_sae:
         raise ValueError(f"latent must be an integer in [0, d_sae={sae.d_sae}), got {latent!r}")
-    norm = model.base_model.get_submodule(arch.final_norm)
+    if lens.is_hooked(model):  # a HookedTransformer: its W_U and ln_final
+        W_U, gain, centre = lens.unembedding(model)
+    else:
+        arch = architecture_of(model.config)
+        unembed = model.get_output_embeddings()
+        if unembed is None or arch.final_norm is None:
+            raise ValueError(f"model: a {type(model).__name__} has no unembedding reading the "
+                             "residual stream (promoted tokens need an LM head, e.g. "
+                             "GPT2LMHeadModel)")
+        norm = model.base_model.get_submodule(arch.final_norm)
+        W_U, gain = unembed.weight.detach().float().cpu(), norm.weight.detach().float().cpu()
+        centre = isinstance(norm, torch.nn.LayerNorm)
     d = torch.as_tensor(sae.W_dec[latent], dtype=torch.float32)
-    if isinstance(norm, torch.nn.LayerNorm):
+    if centre:
         d = d - d.mean()
     with torch.no_grad():
-        v = d * norm.weight.detach().float().cpu()
-        logits = (unembed.weight.detach().float().cpu() @ v).numpy()
+        v = d if gain is None else d * gain
+        logits = (W_U @ v).numpy()
     order = np.argsort(-logits)
 
     def named(index):

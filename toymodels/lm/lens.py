@@ -160,3 +160,17 @@ def model_outputs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) 
         return _forward(model, input_ids, attention_mask, "logits").float()
 
 
+
+
+#: TransformerLens's normalization_type → (its final norm centres its input, it has a gain w).
+#: fold_ln turns "LN" into "LNPre" (the gain folded into W_U), which reads the same.
+_FINAL_NORMS = {"LN": (True, True), "LNPre": (True, False), "RMS": (False, True),
+                "RMSPre": (False, False), None: (False, False)}
+
+
+def unembedding(model) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    """(W_U as (d_vocab, d_model), the final norm's gain (d_model,) or None, whether the final
+    norm centres its input), float32 on the CPU: what `lm.promoted_tokens` reads."""
+    centre, has_gain = _FINAL_NORMS[model.cfg.normalization_type]
+    gain = model.ln_final.w.detach().float().cpu() if has_gain else None
+    return model.W_U.detach().float().cpu().T, gain, centre
