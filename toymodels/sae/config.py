@@ -113,7 +113,8 @@ class SAEConfig:
         "(SAELens's names)"
     )
     k: int | None = static(
-        None, "latents kept per example: topk (exactly k) and batchtopk (k on average), an "
+        None, "latents kept per example: topk (exactly k), batchtopk and matryoshka_batchtopk "
+        "(k on average), an "
         "integer in [1, d_sae]; None for the other architectures; may be a grid key"
     )
     d_out: int | None = static(
@@ -172,7 +173,7 @@ class SAEConfig:
     l1_coefficient: float = swept(1.0, "sparsity coefficient of standard and gated, ≥ 0")
     l0_coefficient: float = swept(1.0, "sparsity coefficient of jumprelu, ≥ 0")
     aux_loss_coefficient: float = swept(
-        1 / 32, "weight of the AuxK loss of topk and batchtopk, ≥ 0 (Gao et al.'s 1/32; SAELens "
+        1 / 32, "weight of the AuxK loss of topk, batchtopk and matryoshka_batchtopk, ≥ 0 (Gao et al.'s 1/32; SAELens "
         "6 defaults to 1)"
     )
     pre_act_loss_coefficient: float = swept(
