@@ -238,12 +238,12 @@ class Standard(nnx.Module):
         return {"l1": ctx.l1_coefficient * jnp.mean(F @ self.penalty_weights())} | (
             self.matryoshka_terms(T, F))
 
-    def prefix_reconstructions(self, F: jax.Array) -> list[jax.Array]:
-        """x̂_w = b_dec + F[:, :w] W_dec[:w] for each width w of the groups (`group_bounds`),
-        each (batch, d_out); the last is the full reconstruction."""
+    def inner_reconstructions(self, F: jax.Array) -> list[jax.Array]:
+        """x̂_w = b_dec + F[:, :w] W_dec[:w] for each inner width w of matryoshka_widths (all but
+        d_sae, whose x̂ the loss has already), each (batch, d_out), accumulated group by group."""
         W_dec = self.W_dec[...]
         out, partial = [], self.b_dec[...]
-        for start, stop in self.cfg.group_bounds:
+        for start, stop in self.cfg.group_bounds[:-1]:
             partial = partial + F[:, start:stop] @ W_dec[start:stop]
             out.append(partial)
         return out
@@ -253,9 +253,8 @@ class Standard(nnx.Module):
         full width is the mse term), as SAELens's inner_mse_loss_<w>; {} without widths."""
         if self.cfg.matryoshka_widths is None:
             return {}
-        inner = self.prefix_reconstructions(F)[:-1]
         return {f"inner_mse_{w}": jnp.mean(jnp.sum((x_hat - T) ** 2, axis=-1))
-                for w, x_hat in zip(self.cfg.matryoshka_widths, inner)}
+                for w, x_hat in zip(self.cfg.matryoshka_widths, self.inner_reconstructions(F))}
 
     def published(self, threshold: jax.Array) -> Params:
         """The parameters in SAELens's form (before any activation-scale folding); `threshold`
@@ -331,10 +330,10 @@ class MatryoshkaBatchTopK(BatchTopK):
             return super().penalties(X, T, F, X_hat, extras, ctx) | terms
         k_aux = max(1, self.cfg.d_in // 2)
         pre, W_dec = extras["pre"], self.W_dec[...]
+        prefixes = self.inner_reconstructions(F) + [X_hat]
         aux = sum(auxk_loss(pre[:, start:stop], T - x_hat, W_dec[start:stop],
                             ctx.dead[start:stop], k_aux)
-                  for (start, stop), x_hat in zip(self.cfg.group_bounds,
-                                                  self.prefix_reconstructions(F)))
+                  for (start, stop), x_hat in zip(self.cfg.group_bounds, prefixes))
         return {"auxk": ctx.aux_loss_coefficient * aux} | terms
 
 
