@@ -32,7 +32,8 @@ from toymodels.config import (
     swept,
 )
 
-Architecture = Literal["standard", "topk", "batchtopk", "jumprelu", "gated", "matryoshka_batchtopk"]
+Architecture = Literal["standard", "topk", "batchtopk", "jumprelu", "gated",
+                       "matryoshka_batchtopk"]
 SparsityLoss = Literal["step", "tanh"]
 BDecInit = Literal["zeros", "mean", "geometric_median"]
 Normalize = Literal["none", "expected_average_only_in"]
@@ -114,8 +115,8 @@ class SAEConfig:
     )
     k: int | None = static(
         None, "latents kept per example: topk (exactly k), batchtopk and matryoshka_batchtopk "
-        "(k on average), an "
-        "integer in [1, d_sae]; None for the other architectures; may be a grid key"
+        "(k on average), an integer in [1, d_sae]; None for the other architectures; may be a "
+        "grid key"
     )
     d_out: int | None = static(
         None, "width of the reconstruction target: None reconstructs the input (an SAE, or a "
@@ -142,9 +143,8 @@ class SAEConfig:
     unit_norm_decoder: bool | None = static(
         None, "keep every decoder row at unit norm (renormalised after each step, the gradient's "
         "radial part removed); None: True for topk, batchtopk and matryoshka_batchtopk (Gao "
-        "et al.) and gated "
-        "(Rajamanoharan et al.: its auxiliary loss through a detached decoder lets free decoder "
-        "norms collapse), False for standard and jumprelu"
+        "et al.) and gated (Rajamanoharan et al.: its auxiliary loss through a detached decoder "
+        "lets free decoder norms collapse), False for standard and jumprelu"
     )
     normalize_activations: Normalize = static(
         "none", "expected_average_only_in: scale the data so that E‖x‖ = √d_in (estimated on the "
@@ -173,8 +173,8 @@ class SAEConfig:
     l1_coefficient: float = swept(1.0, "sparsity coefficient of standard and gated, ≥ 0")
     l0_coefficient: float = swept(1.0, "sparsity coefficient of jumprelu, ≥ 0")
     aux_loss_coefficient: float = swept(
-        1 / 32, "weight of the AuxK loss of topk, batchtopk and matryoshka_batchtopk, ≥ 0 (Gao et al.'s 1/32; SAELens "
-        "6 defaults to 1)"
+        1 / 32, "weight of the AuxK loss of topk, batchtopk and matryoshka_batchtopk, ≥ 0 (Gao "
+        "et al.'s 1/32; SAELens 6 defaults to 1)"
     )
     pre_act_loss_coefficient: float = swept(
         0.0, "jumprelu's pre-activation loss on dead latents, ≥ 0 (Anthropic uses 3e-6; 0: off)"
@@ -269,9 +269,6 @@ class SAEConfig:
             if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
                 _fail("matryoshka_widths", "a tuple of integers", widths)
             widths = tuple(widths)
-            # tuples hash (a static field keys the compiled program); a config read back from
-            # JSON gives a list
-            object.__setattr__(self, "matryoshka_widths", widths)
             allowed = ("a non-empty tuple of strictly increasing integers ≥ 1 ending at "
                        f"d_sae={self.d_sae} (a grid over d_sae cannot sweep them: give each "
                        "width its own config)")
@@ -280,6 +277,8 @@ class SAEConfig:
             if (not widths or not ints or widths[0] < 1 or widths[-1] != self.d_sae
                     or any(a >= b for a, b in zip(widths, widths[1:]))):
                 _fail("matryoshka_widths", allowed, widths)
+            # a tuple of ints hashes (a static field keys the compiled program); a config read
+            # back from JSON gives a list, NumPy grids give np.int64
             object.__setattr__(self, "matryoshka_widths", tuple(int(w) for w in widths))
         if not isinstance(self.use_matryoshka_aux_loss, bool):
             _fail("use_matryoshka_aux_loss", "True or False", self.use_matryoshka_aux_loss)
