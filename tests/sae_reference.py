@@ -46,16 +46,26 @@ CASES: dict[str, tm.SAEConfig] = {
     "crosscoder": tm.SAEConfig(d_in=8, d_sae=16, n_output_sites=2),
     "transcoder": tm.SAEConfig(d_in=6, d_sae=12, d_out=4),
     "topk_transcoder": tm.SAEConfig(d_in=6, d_sae=12, d_out=4, architecture="topk", k=2),
+    "matryoshka_batchtopk": tm.SAEConfig(d_in=6, d_sae=12, architecture="matryoshka_batchtopk",
+                                         k=2, matryoshka_widths=(2, 5, 12)),
+    "matryoshka_batchtopk_aux": tm.SAEConfig(d_in=6, d_sae=12, architecture="matryoshka_batchtopk",
+                                             k=2, matryoshka_widths=(3, 12),
+                                             use_matryoshka_aux_loss=True),
+    "matryoshka_standard": tm.SAEConfig(d_in=6, d_sae=12, matryoshka_widths=(4, 12)),
 }
 
 #: one case per architecture, and a transcoder (data in pairs): what the sweep engine handles
 #: differently (the other CASES differ only in loss terms, checked at the loss level).
-ENGINE_CASES = ("standard", "topk", "batchtopk", "jumprelu_step", "gated", "transcoder")
+ENGINE_CASES = ("standard", "topk", "batchtopk", "jumprelu_step", "gated", "transcoder",
+                "matryoshka_batchtopk")
 
 #: the coefficient each architecture's sparsity is swept by.
 MAIN_COEFFICIENT = {"standard": "l1_coefficient", "gated": "l1_coefficient",
                     "topk": "aux_loss_coefficient", "batchtopk": "aux_loss_coefficient",
-                    "jumprelu": "l0_coefficient"}
+                    "matryoshka_batchtopk": "aux_loss_coefficient", "jumprelu": "l0_coefficient"}
+
+#: the architectures that keep a running threshold and infer as jumprelu with it.
+BATCHTOPK = ("batchtopk", "matryoshka_batchtopk")
 
 
 def with_coefficients(cfg: tm.SAEConfig, **values) -> tm.SAEConfig:
@@ -64,10 +74,11 @@ def with_coefficients(cfg: tm.SAEConfig, **values) -> tm.SAEConfig:
 
 
 def unit_norm(cfg: tm.SAEConfig) -> bool:
-    """Whether the decoder is kept at unit norm (documented default: topk, batchtopk, gated)."""
+    """Whether the decoder is kept at unit norm (documented default: topk, batchtopk,
+    matryoshka_batchtopk, gated)."""
     if cfg.unit_norm_decoder is not None:
         return cfg.unit_norm_decoder
-    return cfg.architecture in ("topk", "batchtopk", "gated")
+    return cfg.architecture in ("topk", "batchtopk", "matryoshka_batchtopk", "gated")
 
 
 def subtracts_b_dec(cfg: tm.SAEConfig) -> bool:
@@ -140,7 +151,7 @@ def published_form(cfg: tm.SAEConfig, p: dict[str, np.ndarray], threshold=None) 
     out = {k: v for k, v in p.items() if k != "log_threshold"}
     if cfg.architecture == "jumprelu":
         out["threshold"] = np.exp(p["log_threshold"].astype(np.float64)).astype(np.float32)
-    if cfg.architecture == "batchtopk":
+    if cfg.architecture in BATCHTOPK:
         out["threshold"] = np.asarray(threshold, np.float32)
     return out
 
@@ -197,7 +208,7 @@ def np_forward(cfg: tm.SAEConfig, p: dict, X: np.ndarray) -> dict[str, np.ndarra
             F = relu(pre)
         elif cfg.architecture == "topk":
             F = np_topk(pre, cfg.k)
-        elif cfg.architecture == "batchtopk":
+        elif cfg.architecture in BATCHTOPK:
             F = np_batchtopk(pre, cfg.k)
         else:
             out["threshold"] = theta = np.exp(p["log_threshold"])
@@ -228,6 +239,24 @@ def np_auxk(cfg, pre, W_dec, residual, dead) -> float:
     return min(n_dead / k_aux, 1.0) * float(np.mean(np.sum((e_hat - residual) ** 2, axis=-1)))
 
 
+def np_matryoshka_auxk(cfg, pre, F, p, T, dead) -> float:
+    """SAELens's calculate_matryoshka_aux_loss: for each group [a, b) of the widths with dead
+    latents, its top min(k_aux, n_dead) dead latents reconstruct T − (b_dec + F[:, :b] W_dec[:b]),
+    × min(n_dead / k_aux, 1) with the global k_aux = d_in // 2; summed over groups."""
+    k_aux = max(1, cfg.d_in // 2)
+    total, start = 0.0, 0
+    for stop in cfg.matryoshka_widths:
+        n_dead = int(np.sum(dead[start:stop]))
+        if n_dead:
+            residual = T - (F[:, :stop] @ p["W_dec"][:stop] + p["b_dec"])
+            masked = np.where(dead[start:stop], pre[:, start:stop], -np.inf)
+            acts = np_topk(masked, min(k_aux, n_dead))
+            e_hat = acts @ p["W_dec"][start:stop]
+            total += min(n_dead / k_aux, 1.0) * float(np.mean(np.sum((e_hat - residual) ** 2, -1)))
+        start = stop
+    return total
+
+
 def np_loss_terms(cfg: tm.SAEConfig, p: dict, X, T, dead, coefficients=None,
                   sparsity_scale: float = 1.0) -> tuple[dict[str, float], dict]:
     """Every loss term of a batch (each a batch mean, times its coefficient), and the forward.
@@ -242,9 +271,15 @@ def np_loss_terms(cfg: tm.SAEConfig, p: dict, X, T, dead, coefficients=None,
     mean = lambda per_example: float(np.mean(per_example))  # noqa: E731
     terms = {"mse": mean(np.sum((X_hat - T) ** 2, axis=-1))}
     arch = cfg.architecture
+    if cfg.matryoshka_widths is not None:  # every inner prefix reconstructs on its own
+        for width in cfg.matryoshka_widths[:-1]:
+            inner = F[:, :width] @ p["W_dec"][:width] + p["b_dec"]
+            terms[f"inner_mse_{width}"] = mean(np.sum((inner - T) ** 2, axis=-1))
     if arch == "standard":
         terms["l1"] = sparsity_scale * c["l1_coefficient"] * mean(F @ w)
-    elif arch in ("topk", "batchtopk"):
+    elif cfg.use_matryoshka_aux_loss:  # AuxK per group, on its own prefix's residual
+        terms["auxk"] = c["aux_loss_coefficient"] * np_matryoshka_auxk(cfg, pre, F, p, T, dead)
+    elif arch in ("topk", "batchtopk", "matryoshka_batchtopk"):
         terms["auxk"] = c["aux_loss_coefficient"] * np_auxk(cfg, pre, p["W_dec"], T - X_hat, dead)
     elif arch == "jumprelu":
         theta = fwd["threshold"]
@@ -304,12 +339,19 @@ def margin(cfg: tm.SAEConfig, p: dict, X: np.ndarray, dead: np.ndarray,
     gaps = [np.min(np.abs(pre))]
     if cfg.architecture == "topk":
         gaps += [_kth_gap(row, cfg.k) for row in pre]
-    if cfg.architecture == "batchtopk":
+    if cfg.architecture in BATCHTOPK:
         acts = relu(pre).ravel()
         keep = cfg.k * len(pre)
         if keep < acts.size and np.sort(acts)[::-1][keep - 1] > 0:
             gaps.append(_kth_gap(acts, keep))
-    if cfg.architecture in ("topk", "batchtopk") and dead.any():
+    if cfg.use_matryoshka_aux_loss and dead.any():
+        for start, stop in cfg.group_bounds:
+            n_dead = int(dead[start:stop].sum())
+            if n_dead:
+                k_aux = min(max(1, cfg.d_in // 2), n_dead)
+                gaps += [_kth_gap(np.where(dead[start:stop], row[start:stop], -np.inf), k_aux)
+                         for row in pre]
+    elif cfg.architecture in ("topk", *BATCHTOPK) and dead.any():
         k_aux = min(max(1, cfg.d_in // 2), int(dead.sum()))
         gaps += [_kth_gap(np.where(dead, row, -np.inf), k_aux) for row in pre]
     if cfg.architecture == "jumprelu":
@@ -411,7 +453,7 @@ def torch_reference():
                 F = pre.relu()
             elif arch == "topk":
                 F = topk(pre, cfg.k)
-            elif arch == "batchtopk":
+            elif arch in BATCHTOPK:
                 F = batchtopk(pre, cfg.k)
             else:
                 theta = p["log_threshold"].exp()
@@ -419,9 +461,21 @@ def torch_reference():
         X_hat = F @ p["W_dec"] + p["b_dec"]
         w = weights(cfg, p["W_dec"])
         terms = {"mse": (X_hat - T).pow(2).sum(-1).mean()}
+        # SAELens's _iterable_decode: the prefixes decoded group by group, accumulating
+        prefixes, decoded, start = [], p["b_dec"], 0
+        for stop in cfg.matryoshka_widths or (cfg.d_sae,):
+            decoded = F[:, start:stop] @ p["W_dec"][start:stop] + decoded
+            prefixes.append((start, stop, decoded))
+            start = stop
+        for _, stop, inner in prefixes[:-1]:
+            terms[f"inner_mse_{stop}"] = (inner - T).pow(2).sum(-1).mean()
         if arch == "standard":
             terms["l1"] = sparsity_scale * c["l1_coefficient"] * (F * w).sum(-1).mean()
-        elif arch in ("topk", "batchtopk"):
+        elif cfg.use_matryoshka_aux_loss:
+            terms["auxk"] = c["aux_loss_coefficient"] * sum(
+                auxk(cfg, pre[:, a:b], p["W_dec"][a:b], T - inner, dead[a:b])
+                for a, b, inner in prefixes)
+        elif arch in ("topk", *BATCHTOPK):
             terms["auxk"] = c["aux_loss_coefficient"] * auxk(cfg, pre, p["W_dec"], T - X_hat, dead)
         elif arch == "jumprelu":
             if cfg.jumprelu_sparsity_loss_mode == "step":
@@ -505,7 +559,7 @@ def torch_reference():
             since = np.where(fired > 0, 0, since + 1)
             if t >= window_start:
                 fire_count += fired
-            if cfg.architecture == "batchtopk" and (F > 0).any():
+            if cfg.architecture in BATCHTOPK and (F > 0).any():
                 lr_t = c["topk_threshold_lr"]
                 threshold = (1 - lr_t) * threshold + lr_t * F[F > 0].min()
         return {"params": {k: v.detach().numpy() for k, v in tp.items()},

@@ -95,7 +95,7 @@ def _write(folder, dict_class, sd, **trainer):
 
 @pytest.mark.parametrize("dict_class, architecture", [
     ("AutoEncoder", "standard"), ("AutoEncoderNew", "standard"), ("AutoEncoderTopK", "topk"),
-    ("BatchTopKSAE", "batchtopk"), ("MatryoshkaBatchTopKSAE", "batchtopk"),
+    ("BatchTopKSAE", "batchtopk"), ("MatryoshkaBatchTopKSAE", "matryoshka_batchtopk"),
     ("JumpReluAutoEncoder", "jumprelu"), ("GatedAutoEncoder", "gated"),
 ])
 def test_each_class_reproduces_its_forward(dict_class, architecture, tmp_path):
@@ -109,7 +109,7 @@ def test_each_class_reproduces_its_forward(dict_class, architecture, tmp_path):
     assert sae.metadata["model_name"] == "EleutherAI/pythia-70m-deduped"
     assert sae.metadata["layer"] == 3
     assert sae.metadata["dictionary_learning"]["trainer"]["dict_class"] == dict_class
-    if architecture in ("topk", "batchtopk"):
+    if architecture in ("topk", "batchtopk", "matryoshka_batchtopk"):
         assert sae.config.k == K
 
 
@@ -120,10 +120,69 @@ def test_batchtopk_threshold_never_estimated(tmp_path):
     np.testing.assert_allclose(sae.encode(X.numpy()), f.numpy(), rtol=1e-5, atol=1e-5)
 
 
-def test_matryoshka_group_sizes_in_metadata(tmp_path):
+def test_matryoshka_widths_are_the_cumulative_group_sizes(tmp_path):
     sae = tm.dictionary_learning.load(_write(tmp_path, "MatryoshkaBatchTopKSAE",
                                              _state("MatryoshkaBatchTopKSAE")))
+    assert sae.config.matryoshka_widths == (2, 5, 10)
     assert sae.metadata["group_sizes"] == [2, 3, 5]
+
+
+def _matryoshka_sae(seed: int = 0, threshold: float = 0.2, **config) -> tm.SAE:
+    cfg = tm.SAEConfig(d_in=D, d_sae=F, architecture="matryoshka_batchtopk", k=K,
+                       matryoshka_widths=(1, 4, F), **config)
+    rng = np.random.default_rng(seed)
+    params = {"W_enc": rng.normal(size=(D, F)), "b_enc": rng.normal(size=F) * 0.3,
+              "W_dec": rng.normal(size=(F, D)), "b_dec": rng.normal(size=D) * 0.3,
+              "threshold": np.full(F, threshold)}
+    return tm.SAE(cfg, params, {"model_name": "toy", "layer": 2})
+
+
+def test_matryoshka_saved_as_dictionary_learning_writes_it(tmp_path):
+    """save writes MatryoshkaBatchTopKSAE's exact state dict (the keys, dtypes and shapes its
+    strict load_state_dict takes) and a config load_dictionary reads; load gives the SAE back,
+    and the class's own forward on the saved state dict computes what the SAE computes."""
+    sae = _matryoshka_sae(aux_loss_coefficient=0.5, resample="simple")
+    folder = tm.dictionary_learning.save(sae, tmp_path / "trainer_0", submodule_name="resid")
+    sd = torch.load(folder / "ae.pt", weights_only=True)
+    assert {k: (v.dtype, tuple(v.shape)) for k, v in sd.items()} == {
+        "W_enc": (torch.float32, (D, F)), "b_enc": (torch.float32, (F,)),
+        "W_dec": (torch.float32, (F, D)), "b_dec": (torch.float32, (D,)),
+        "k": (torch.int32, ()), "threshold": (torch.float32, ()),
+        "group_sizes": (torch.int64, (3,))}
+    assert sd["group_sizes"].tolist() == [1, 3, 6] and int(sd["k"]) == K
+    trainer = json.loads((folder / "config.json").read_text())["trainer"]
+    assert trainer["dict_class"] == "MatryoshkaBatchTopKSAE" and trainer["k"] == K
+    assert (trainer["activation_dim"], trainer["dict_size"]) == (D, F)
+    assert trainer["group_sizes"] == [1, 3, 6] and trainer["group_weights"] == [3.0] * 3
+    assert (trainer["lm_name"], trainer["layer"], trainer["submodule_name"]) == ("toy", 2, "resid")
+    f, x_hat = _forward("MatryoshkaBatchTopKSAE", sd, X)
+    assert (f > 0).any() and (f == 0).any()
+    np.testing.assert_allclose(sae.encode(X.numpy()), f.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sae.decode(f.numpy()), x_hat.numpy(), rtol=1e-5, atol=1e-5)
+    back = tm.dictionary_learning.load(folder)
+    assert back.config == sae.config
+    for name, value in sae.params.items():
+        np.testing.assert_array_equal(back.params[name], value, err_msg=name)
+    assert back.metadata["model_name"] == "toy" and back.metadata["layer"] == 2
+
+
+def test_matryoshka_save_refuses_what_the_class_cannot_hold(tmp_path):
+    sae = _matryoshka_sae()
+    varying = tm.SAE(sae.config, sae.params | {"threshold": np.linspace(0, 1, F)})
+    with pytest.raises(ValueError, match="one threshold for every latent"):
+        tm.dictionary_learning.save(varying, tmp_path)
+    with pytest.raises(ValueError, match="MatryoshkaBatchTopKSAE is an SAE"):
+        tm.dictionary_learning.save(_matryoshka_sae(apply_b_dec_to_input=False), tmp_path)
+    batchtopk = tm.SAE(tm.SAEConfig(d_in=D, d_sae=F, architecture="batchtopk", k=K), sae.params)
+    with pytest.raises(ValueError, match="got architecture 'batchtopk'"):
+        tm.dictionary_learning.save(batchtopk, tmp_path)
+    folder = tm.dictionary_learning.save(sae, tmp_path / "t")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["trainer"]["toymodels_config"]["matryoshka_widths"] = [2, 4, F]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="config.json: trainer.toymodels_config says "
+                       "matryoshka_widths=\\(2, 4, 10\\) but the dictionary says \\(1, 4, 10\\)"):
+        tm.dictionary_learning.load(folder)
 
 
 def test_normalize_decoder_as_from_pretrained(tmp_path):

@@ -19,6 +19,7 @@ from hypothesis.extra import numpy as hnp
 from toymodels import trainers
 import toymodels as tm
 from sae_reference import (
+    BATCHTOPK,
     CASES,
     COEFFICIENTS,
     ground_truth,
@@ -165,9 +166,9 @@ def test_encode_decode_of_published_weights_equal_numpy(case, seed, lead):
     np.testing.assert_allclose(sae(x), np_decode(published, f_ref), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if CASES[c].architecture != "batchtopk"])
+@pytest.mark.parametrize("case", [c for c in CASES if CASES[c].architecture not in BATCHTOPK])
 def test_inference_equals_the_training_forward(case):
-    """Outside batchtopk (batch-level in training), a published SAE encodes as it trained."""
+    """Outside (matryoshka_)batchtopk (batch-level in training), a published SAE encodes as it trained."""
     cfg = CASES[case]
     rng = np.random.default_rng(1)
     p = random_params(cfg, rng)

@@ -47,7 +47,7 @@ def test_sweep_point_independent_of_grid_and_chunking(base):
 
 @pytest.mark.parametrize("architecture, extra", [
     ("standard", {}), ("topk", {"k": 3}), ("batchtopk", {"k": 3}), ("jumprelu", {}),
-    ("gated", {}),
+    ("gated", {}), ("matryoshka_batchtopk", {"k": 3, "matryoshka_widths": (2, 6, 16)}),
 ])
 def test_every_architecture_trains(architecture, extra):
     sae = tm.SAEConfig(d_in=8, d_sae=16, architecture=architecture, **extra)

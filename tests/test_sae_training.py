@@ -20,6 +20,7 @@ from scipy.optimize import minimize
 from toymodels import trainers
 import toymodels as tm
 from sae_reference import (
+    BATCHTOPK,
     CASES,
     COEFFICIENTS,
     ground_truth,
@@ -45,6 +46,9 @@ RECIPES = {
     "topk": ("topk", dict(b_dec_init_method="geometric_median"), {}),
     "batchtopk": ("batchtopk", dict(dead_feature_window=20,
                                     normalize_activations="expected_average_only_in"), {}),
+    "matryoshka_batchtopk_aux": ("matryoshka_batchtopk_aux", dict(
+        dead_feature_window=3, normalize_activations="expected_average_only_in"), {}),
+    "matryoshka_standard": ("matryoshka_standard", dict(sparsity_warmup_steps=3), {}),
     "jumprelu_step": ("jumprelu_step", dict(sparsity_warmup_steps=4), {}),
     "jumprelu_tanh_crosscoder": ("jumprelu_tanh_crosscoder",
                                  dict(normalize_activations="expected_average_only_in"), {}),
@@ -131,7 +135,7 @@ def test_training_steps_equal_the_torch_recipe(recipe):
     window = min(cfg.dead_feature_window, STEPS)
     np.testing.assert_allclose(outputs["training_latent_density"], want["fire_count"] / (window * BATCH))
     np.testing.assert_allclose(outputs["activation_scale"], s_in, rtol=1e-6)
-    if cfg.architecture == "batchtopk":
+    if cfg.architecture in BATCHTOPK:
         assert want["threshold"] > 0
         np.testing.assert_allclose(state.aux.threshold, want["threshold"], rtol=1e-4)
         np.testing.assert_allclose(outputs["threshold"], np.full(cfg.d_sae, want["threshold"]),

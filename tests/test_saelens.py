@@ -80,9 +80,11 @@ TRAIN = tm.TrainConfig(steps=20, batch_size=64, log_every=10)
 
 
 def _trained(architecture: str, d_out: int | None = None) -> tm.SAE:
-    k = 3 if architecture in ("topk", "batchtopk") else None
+    k = 3 if architecture in ("topk", "batchtopk", "matryoshka_batchtopk") else None
+    widths = (4, 9, 16) if architecture == "matryoshka_batchtopk" else None
     cfg = tm.SAEConfig(d_in=8, d_sae=16, architecture=architecture, k=k, d_out=d_out,
-                       normalize_activations="expected_average_only_in")
+                       normalize_activations="expected_average_only_in",
+                       matryoshka_widths=widths)
     ds = tm.sweep(cfg, {"seed": [0]}, TRAIN, data=TRUTH if d_out is None else TRUTH_PAIRS,
                   progress=False).isel(seed=0)
     assert float(ds.activation_scale) != pytest.approx(1.0)  # the normalisation was on
@@ -113,6 +115,9 @@ def _weights_header(path: Path) -> dict:
     ("gated", None, "gated", {"W_enc", "W_dec", "b_dec", "b_gate", "r_mag", "b_mag"}),
     ("standard", 6, "transcoder", {"W_enc", "b_enc", "W_dec", "b_dec"}),
     ("batchtopk", 6, "jumprelu_transcoder", {"W_enc", "b_enc", "W_dec", "b_dec", "threshold"}),
+    ("matryoshka_batchtopk", None, "jumprelu", {"W_enc", "b_enc", "W_dec", "b_dec", "threshold"}),
+    ("matryoshka_batchtopk", 6, "jumprelu_transcoder",
+     {"W_enc", "b_enc", "W_dec", "b_dec", "threshold"}),
 ])
 def test_trained_sae_round_trips_exactly(architecture, d_out, saved_as, tensors, tmp_path):
     sae = _trained(architecture, d_out)
@@ -132,23 +137,45 @@ def test_trained_sae_round_trips_exactly(architecture, d_out, saved_as, tensors,
     assert cfg["metadata"]["model_name"] == "toy"
     if architecture == "topk":
         assert (cfg["k"], cfg["rescale_acts_by_decoder_norm"]) == (3, False)
+    if architecture == "matryoshka_batchtopk" and d_out is None:  # as SAELens 6.54 exports one
+        assert cfg["metadata"]["training_architecture"] == "matryoshka_batchtopk"
+        details = cfg["metadata"]["training_architecture_details"]
+        assert list(details) == MATRYOSHKA_DETAILS
+        assert (details["k"], details["matryoshka_widths"]) == (3, [4, 9, 16])
     header = _weights_header(out / "sae_weights.safetensors")
     assert set(header) == tensors  # no __metadata__, nothing SAELens would refuse
     assert {v["dtype"] for v in header.values()} == {"F32"}
     assert tuple(header["W_dec"]["shape"]) == (16, d_out or 8)
 
 
+#: SAELens 6.54's get_training_architecture_details of a MatryoshkaBatchTopKTrainingSAEConfig:
+#: its dataclass fields (TrainingSAEConfig, TopK…, BatchTopK…, Matryoshka…) that the inference
+#: JumpReLUSAEConfig (SAEConfig's d_in … metadata) lacks, in field order.
+MATRYOSHKA_DETAILS = ["decoder_init_norm", "k", "use_sparse_activations", "aux_loss_coefficient",
+                      "rescale_acts_by_decoder_norm", "topk_threshold_lr", "matryoshka_widths",
+                      "use_matryoshka_aux_loss"]
+#: the keys of SAELens 6.54's inference cfg.json (get_inference_sae_cfg_dict of a jumprelu).
+INFERENCE_KEYS = {"d_in", "d_sae", "dtype", "device", "apply_b_dec_to_input",
+                  "normalize_activations", "reshape_activations", "metadata", "architecture"}
+
+
 @settings(max_examples=15, deadline=None)
-@given(architecture=st.sampled_from(("standard", "topk", "batchtopk", "jumprelu", "gated")),
+@given(architecture=st.sampled_from(("standard", "topk", "batchtopk", "jumprelu", "gated",
+                                     "matryoshka_batchtopk")),
        d_in=st.integers(1, 6), d_sae=st.integers(1, 9), subtract=st.sampled_from((None, False)),
        transcoder=st.booleans(), seed=st.integers(0, 2**16))
 def test_any_sae_round_trips_exactly(architecture, d_in, d_sae, subtract, transcoder, seed):
     if transcoder and architecture in ("topk", "gated"):
         transcoder = False  # SAELens has no such transcoder (refused, tested below)
     d_out = d_in + 1 if transcoder else None
-    k = (seed % d_sae) + 1 if architecture in ("topk", "batchtopk") else None
+    k = (seed % d_sae) + 1 if architecture in ("topk", "batchtopk", "matryoshka_batchtopk") else None
+    widths = None
+    if architecture == "matryoshka_batchtopk":  # a random nesting ending at d_sae
+        inner = np.random.default_rng(seed).permutation(np.arange(1, d_sae))[:seed % 3]
+        widths = tuple(sorted(int(w) for w in inner)) + (d_sae,)
     cfg = tm.SAEConfig(d_in=d_in, d_sae=d_sae, architecture=architecture, k=k, d_out=d_out,
-                       apply_b_dec_to_input=subtract, l1_coefficient=0.5)
+                       apply_b_dec_to_input=subtract, l1_coefficient=0.5,
+                       matryoshka_widths=widths)
     sae = _random_sae(cfg, seed)
     with tempfile.TemporaryDirectory() as tmp:
         loaded = tm.saelens.load(tm.saelens.save(sae, tmp))
@@ -279,6 +306,74 @@ def test_batchtopk_training_checkpoint_loads_as_its_jumprelu(tmp_path):
     fractional = tm.saelens.load(_write(tmp_path / "f", cfg | {"k": 2.5}, w))
     assert fractional.architecture == "jumprelu"
     _assert_reproduces(fractional, _cfg("jumprelu"), ref)
+
+
+def _saelens_matryoshka_details(**fields):
+    """SAELens 6.54's training_architecture_details of a MatryoshkaBatchTopKTrainingSAEConfig
+    (its defaults: decoder_init_norm 0.1, aux_loss_coefficient 1, rescale true …)."""
+    return {"decoder_init_norm": 0.1, "k": 3, "use_sparse_activations": False,
+            "aux_loss_coefficient": 1.0, "rescale_acts_by_decoder_norm": True,
+            "topk_threshold_lr": 0.01, "matryoshka_widths": [2, 4, 7],
+            "use_matryoshka_aux_loss": False} | fields
+
+
+def test_saelens_matryoshka_inference_export_loads_as_matryoshka(tmp_path):
+    """What SAELens 6.54's save_inference_model writes for a MatryoshkaBatchTopK SAE: a jumprelu
+    (threshold = topk_threshold for every latent) whose metadata names the training architecture."""
+    w = _weights(threshold=False) | {"threshold": np.full(7, 0.3, np.float32)}
+    cfg = _cfg("jumprelu")
+    cfg["metadata"] |= {"training_architecture": "matryoshka_batchtopk",
+                        "training_architecture_details": _saelens_matryoshka_details()}
+    assert set(cfg) == INFERENCE_KEYS
+    sae = tm.saelens.load(_write(tmp_path, cfg, w))
+    assert sae.config == tm.SAEConfig(
+        d_in=5, d_sae=7, architecture="matryoshka_batchtopk", k=3, matryoshka_widths=(2, 4, 7),
+        apply_b_dec_to_input=True, aux_loss_coefficient=1.0, topk_threshold_lr=0.01)
+    assert "training_architecture" not in sae.metadata  # read into the config
+    _assert_reproduces(sae, _cfg("jumprelu"), w)
+    # saved again: the same SAELens fields and training details; loaded again: the same SAE
+    again = json.loads((tm.saelens.save(sae, tmp_path / "again") / "cfg.json").read_text())
+    assert set(again) == INFERENCE_KEYS and again["architecture"] == "jumprelu"
+    details = again["metadata"]["training_architecture_details"]
+    assert list(details) == MATRYOSHKA_DETAILS
+    assert details | {"rescale_acts_by_decoder_norm": True} == _saelens_matryoshka_details()
+    _assert_same(sae, tm.saelens.load(tmp_path / "again"), X)
+    # a fractional k (SAELens allows one) has no tm config: the jumprelu it infers as
+    cfg["metadata"]["training_architecture_details"]["k"] = 2.5
+    fractional = tm.saelens.load(_write(tmp_path / "f", cfg, w))
+    assert fractional.architecture == "jumprelu"
+    assert fractional.metadata["training_architecture"] == "matryoshka_batchtopk"
+
+
+def test_saelens_matryoshka_training_checkpoint(tmp_path):
+    """TrainingSAE.save_model of a MatryoshkaBatchTopK SAE: its whole training config at the top
+    level and the scalar topk_threshold; the decoder norms folded (rescale_acts_by_decoder_norm)."""
+    w = _weights() | {"topk_threshold": np.array(0.3)}
+    cfg = _cfg("matryoshka_batchtopk", **_saelens_matryoshka_details(
+        matryoshka_widths=[2, 4], use_matryoshka_aux_loss=True))
+    sae = tm.saelens.load(_write(tmp_path, cfg, w))
+    assert (sae.architecture, sae.config.k) == ("matryoshka_batchtopk", 3)
+    assert sae.config.matryoshka_widths == (2, 4, 7)  # d_sae appended, as SAELens does
+    assert sae.config.use_matryoshka_aux_loss
+    n = np.linalg.norm(w["W_dec"], axis=-1)
+    ref = {"W_enc": w["W_enc"] * n, "b_enc": w["b_enc"] * n, "W_dec": w["W_dec"] / n[:, None],
+           "b_dec": w["b_dec"], "threshold": np.full(7, 0.3)}
+    _assert_reproduces(sae, _cfg("jumprelu"), ref)
+
+
+@pytest.mark.parametrize("details, message", [
+    ({"matryoshka_widths": [4, 2, 7]}, "matryoshka_widths must be"),
+    ({"matryoshka_widths": None}, "matryoshka_widths must be"),
+    ({"k": 9}, "training_architecture_details.k' must be a number in \\(0, d_sae=7\\]"),
+    ("nope", "training_architecture_details must be a JSON object"),
+])
+def test_malformed_matryoshka_metadata(details, message, tmp_path):
+    cfg = _cfg("jumprelu")
+    cfg["metadata"] |= {"training_architecture": "matryoshka_batchtopk",
+                        "training_architecture_details": details if isinstance(details, str)
+                        else _saelens_matryoshka_details(**details)}
+    with pytest.raises(ValueError, match="cfg.json: .*" + message):
+        tm.saelens.load(_write(tmp_path, cfg, _weights(threshold=True)))
 
 
 def test_expected_average_only_in_folds_the_scaler(tmp_path):

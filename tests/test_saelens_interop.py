@@ -9,6 +9,7 @@ files and its equations without it.
 
 import copy
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -55,12 +56,12 @@ OURS = [
     (tm.SAEConfig(d_in=8, d_sae=24, architecture="jumprelu"), "JumpReLUSAE"),
     (tm.SAEConfig(d_in=8, d_sae=24, architecture="batchtopk", k=4), "JumpReLUSAE"),
     (tm.SAEConfig(d_in=8, d_sae=24, architecture="gated"), "GatedSAE"),
+    (tm.SAEConfig(d_in=8, d_sae=24, architecture="matryoshka_batchtopk", k=4,
+                  matryoshka_widths=(3, 10, 24)), "JumpReLUSAE"),
     (tm.SAEConfig(d_in=8, d_sae=24, d_out=5), "Transcoder"),
     (tm.SAEConfig(d_in=8, d_sae=24, d_out=5, architecture="jumprelu"), "JumpReLUTranscoder"),
     (tm.SAEConfig(d_in=8, d_sae=24, d_out=5, architecture="batchtopk", k=3),
      "JumpReLUTranscoder"),
-    # matryoshka_batchtopk: its row goes here when tm.SAEConfig has the architecture (exported,
-    # as SAELens exports it, as "JumpReLUSAE").
 ]
 
 
@@ -147,7 +148,7 @@ def test_batchtopk_checkpoints_load_as_their_jumprelu_export(name, cls, cfg_cls,
     exported = SAELensSAE.load_from_disk(tmp_path / "inference")
     assert type(exported).__name__ == "JumpReLUSAE"
     ours = tm.saelens.load(tmp_path / "checkpoint")
-    assert (ours.architecture, ours.config.k) == ("batchtopk", 4)
+    assert (ours.architecture, ours.config.k) == (name, 4)
     _close(ours, exported)
 
 
@@ -197,3 +198,88 @@ def test_what_saelens_refuses_to_map_is_refused(tmp_path):
         sae.save_model(tmp_path / cls)
         with pytest.raises(ValueError, match="is refused"):
             tm.saelens.load(tmp_path / cls)
+
+
+# --- Matryoshka SAEs: SAELens 6.54's MatryoshkaBatchTopKTrainingSAE --------------------------
+
+
+def _matryoshka_saelens(widths, per_group: bool, seed: int = 0):
+    """SAELens's training SAE with random weights and unit-norm decoder rows (what toymodels
+    keeps; rescale_acts_by_decoder_norm is then a no-op)."""
+    torch.manual_seed(seed)
+    cfg = saes.MatryoshkaBatchTopKTrainingSAEConfig(
+        d_in=8, d_sae=widths[-1], k=3, matryoshka_widths=list(widths), aux_loss_coefficient=0.7,
+        use_matryoshka_aux_loss=per_group)
+    sae = _randomise(saes.MatryoshkaBatchTopKTrainingSAE(cfg))
+    with torch.no_grad():
+        sae.W_dec /= sae.W_dec.norm(dim=-1, keepdim=True)
+    return sae
+
+
+@pytest.mark.parametrize("per_group", [False, True])
+def test_matryoshka_loss_equals_saelens(per_group, monkeypatch):
+    """On identical weights and a dead mask, every loss term of toymodels' matryoshka_batchtopk
+    equals SAELens 6.54's training_forward_pass (mse, inner_mse_loss_<w>, the AuxK).
+
+    One known difference, shared with toymodels' topk and batchtopk: toymodels' AuxK ReLUs the
+    dead latents' pre-activations it keeps (Gao et al.'s TopK is a ReLU of the top k), SAELens
+    6.54's calculate_topk_aux_acts keeps them signed. The AuxK is compared with SAELens's
+    helper ReLU'd; without, it is the only term that differs."""
+    from sae_lens.saes import matryoshka_batchtopk_sae, topk_sae
+    from sae_lens.saes.sae import TrainStepInput
+
+    from toymodels import trainers
+    from toymodels.sae.architectures import Context
+
+    widths = (3, 7, 12)
+    theirs = _matryoshka_saelens(widths, per_group)
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(32, 8)).astype(np.float32))
+    dead = torch.zeros(12, dtype=torch.bool)
+    dead[[1, 4, 5, 9, 10, 11]] = True
+    step = TrainStepInput(sae_in=x, coefficients={}, dead_neuron_mask=dead, n_training_steps=0,
+                          is_logging_step=False)
+    signed = theirs.training_forward_pass(step)
+    aux_acts = topk_sae.calculate_topk_aux_acts
+    for module in (topk_sae, matryoshka_batchtopk_sae):
+        monkeypatch.setattr(module, "calculate_topk_aux_acts",
+                            lambda *a, **kw: aux_acts(*a, **kw).relu())
+    out = theirs.training_forward_pass(step)
+    for name, value in out.losses.items():  # ReLU'd or not, only the AuxK changes
+        if name != "auxiliary_reconstruction_loss":
+            assert float(value) == float(signed.losses[name]), name
+
+    cfg = tm.SAEConfig(d_in=8, d_sae=12, architecture="matryoshka_batchtopk", k=3,
+                       matryoshka_widths=widths, use_matryoshka_aux_loss=per_group,
+                       aux_loss_coefficient=0.7)
+    trainer = trainers.make_trainer(cfg, tm.TrainConfig(steps=2, batch_size=32),
+                                    tm.GroundTruth(d_in=8, n_features=12, mean_active=2.0))
+    params = {n: jnp.asarray(p.detach().numpy()) for n, p in theirs.named_parameters()}
+    zero = jnp.float32(0.0)
+    ctx = Context(l1_coefficient=zero, l0_coefficient=zero,
+                  aux_loss_coefficient=jnp.float32(0.7), pre_act_loss_coefficient=zero,
+                  jumprelu_bandwidth=jnp.float32(0.05), jumprelu_tanh_scale=jnp.float32(4.0),
+                  dead=jnp.asarray(dead.numpy()), threshold=zero)
+    total, (F, _, terms) = trainer.loss(params, jnp.asarray(x.numpy()), jnp.asarray(x.numpy()),
+                                        ctx)
+    np.testing.assert_allclose(F, out.feature_acts.detach().numpy(), rtol=1e-5, atol=1e-5)
+    want = {"mse": out.losses["mse_loss"], "auxk": out.losses["auxiliary_reconstruction_loss"],
+            **{f"inner_mse_{w}": out.losses[f"inner_mse_loss_{w}"] for w in widths[:-1]}}
+    assert sorted(terms) == sorted(want)
+    for name, value in want.items():
+        np.testing.assert_allclose(terms[name], float(value), rtol=1e-4, err_msg=name)
+    assert float(want["auxk"]) > 0  # the dead latents took part
+    np.testing.assert_allclose(total, float(out.loss), rtol=1e-4)
+
+
+def test_saelens_matryoshka_inference_export_loads_as_matryoshka(tmp_path):
+    theirs = _matryoshka_saelens((2, 5, 12), per_group=False)
+    theirs.topk_threshold = torch.tensor(0.4, dtype=torch.double)
+    theirs.save_inference_model(tmp_path / "inference")
+    theirs.save_model(tmp_path / "checkpoint")
+    inference = SAELensSAE.load_from_disk(tmp_path / "inference")
+    assert type(inference).__name__ == "JumpReLUSAE"
+    for folder in ("inference", "checkpoint"):
+        ours = tm.saelens.load(tmp_path / folder)
+        assert ours.architecture == "matryoshka_batchtopk", folder
+        assert ours.config.matryoshka_widths == (2, 5, 12) and ours.config.k == 3
+        _close(ours, inference)

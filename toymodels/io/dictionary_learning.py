@@ -1,4 +1,5 @@
-"""Dictionaries trained by saprmarks/dictionary_learning, read into `tm.SAE`.
+"""Dictionaries trained by saprmarks/dictionary_learning, read into `tm.SAE` (and Matryoshka SAEs
+written back).
 
 `trainSAE(save_dir=…)` writes one folder per trainer, `trainer_<i>/`, holding `config.json`
 (`{"trainer": {"dict_class", "activation_dim", "dict_size", "k", "layer", "lm_name", …},
@@ -18,7 +19,8 @@ tm.SAE architecture, so that `encode` and `decode` give the class's `encode` and
 - `BatchTopKSAE` {the same}: ReLU(π)·1[ReLU(π) > θ], θ the scalar threshold (its default
   `encode`) → `batchtopk` with θ for every latent;
 - `MatryoshkaBatchTopKSAE` {W_enc [d, F], b_enc, W_dec [F, d], b_dec, k, threshold,
-  group_sizes}: the same → `batchtopk` (group_sizes go to metadata);
+  group_sizes}: the same → `matryoshka_batchtopk` with matryoshka_widths the cumulative sums of
+  group_sizes (group sizes (2, 3, 5) are widths (2, 5, 10)); group_sizes also in metadata;
 - `JumpReluAutoEncoder` {W_enc, b_enc, W_dec, b_dec, threshold [F]}: ReLU(π·1[π > θ]) with no
   b_dec subtracted (an attribute it does not save) → `jumprelu`, apply_b_dec_to_input False;
 - `GatedAutoEncoder` {encoder.weight, decoder.weight, decoder_bias, gate_bias, mag_bias, r_mag}:
@@ -29,10 +31,20 @@ tm.SAE architecture, so that `encode` and `decode` give the class's `encode` and
 `normalize_decoder=True` here does the same (W_dec/‖·‖, W_enc·‖·‖, b_enc·‖·‖; the
 reconstruction is unchanged). A training backup (`{"ae", "optimizer", "step", …}` in `ae.pt` of
 an interrupted run) holds weights in normalised units and is refused.
+
+`save(sae, folder)` writes a `matryoshka_batchtopk` tm.SAE as a `MatryoshkaBatchTopKSAE` trainer
+folder that `dictionary_learning.utils.load_dictionary` loads (`MatryoshkaBatchTopKSAE.
+from_pretrained` with its strict `load_state_dict`): group_sizes the differences of the widths,
+its scalar threshold the SAE's (one for every latent, as batchtopk's running threshold is).
+The trainer config says what the loss was in dictionary_learning's terms: its reconstruction
+term is (1/G) Σ_g group_weights_g ‖x − x̂_g‖², so SAELens's (and toymodels') plain sum is
+group_weights = G for every group.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,9 +64,10 @@ from toymodels.io._files import (
     positive_int,
     read_json,
 )
+from toymodels.sae.config import SAEConfig
 from toymodels.sae.model import SAE
 
-__all__ = ["CLASSES", "load"]
+__all__ = ["CLASSES", "load", "save"]
 
 CONFIG_FILENAME = "config.json"
 WEIGHTS_FILENAME = "ae.pt"
@@ -99,7 +112,7 @@ CLASSES: dict[str, _Class] = {
         "batchtopk", _TOPK_TENSORS,
         lambda sd: _linear(sd) | {"b_dec": sd["b_dec"], "threshold": _every_latent(sd)}),
     "MatryoshkaBatchTopKSAE": _Class(
-        "batchtopk",
+        "matryoshka_batchtopk",
         {"W_enc": ("d", "F"), "b_enc": ("F",), "W_dec": ("F", "d"), "b_dec": ("d",), "k": (),
          "threshold": (), "group_sizes": ("groups",)},
         lambda sd: {n: sd[n] for n in ("W_enc", "b_enc", "W_dec", "b_dec")}
@@ -192,7 +205,88 @@ def load(path: str | Path, *, trainer: int | None = None, checkpoint: int | None
                    "W_dec": params["W_dec"] / n[:, None]}
     sae_config = {"d_in": d, "d_sae": F, "architecture": spec.architecture, "k": k,
                   "apply_b_dec_to_input": spec.apply_b_dec_to_input}
+    if "group_sizes" in metadata:
+        sae_config["matryoshka_widths"] = tuple(int(w) for w in np.cumsum(metadata["group_sizes"]))
+    stored = cfg.get(_TOYMODELS_KEY)
+    if stored is not None:  # what `save` wrote: the whole SAEConfig, which must agree
+        sae_config = _restore(cfg_path, stored, sae_config)
     return build(weights_path, sae_config, params, metadata)
+
+
+_TOYMODELS_KEY = "toymodels_config"
+
+
+def _restore(path: Path, stored: Any, says: dict[str, Any]) -> dict[str, Any]:
+    """The SAEConfig `save` stored, checked against what the dictionary itself says."""
+    where = f"trainer.{_TOYMODELS_KEY}"
+    try:
+        restored, plain = SAEConfig(**stored), SAEConfig(**says)
+    except (TypeError, ValueError) as e:
+        fail(path, f"{where} is not a valid SAEConfig ({e})")
+    for name in ("architecture", "d_in", "d_sae", "k", "matryoshka_widths", "subtracts_b_dec"):
+        got, want = getattr(restored, name), getattr(plain, name)
+        if got != want:
+            fail(path, f"{where} says {name}={got!r} but the dictionary says {want!r}")
+    return stored
+
+
+def save(sae: SAE, folder: str | Path, *, lm_name: str | None = None, layer: int | None = None,
+         submodule_name: str | None = None) -> Path:
+    """Write a `matryoshka_batchtopk` SAE as dictionary_learning's MatryoshkaBatchTopKSAE.
+
+    `folder` gets `config.json` ({"trainer": {"dict_class": "MatryoshkaBatchTopKSAE",
+    "activation_dim", "dict_size", "k", "group_sizes", "group_fractions", "group_weights",
+    "auxk_alpha", "top_k_aux", "lm_name", "layer", "submodule_name", "toymodels_config"},
+    "buffer": {}}) and `ae.pt` (W_enc, b_enc, W_dec, b_dec, k int32, threshold float32 scalar,
+    group_sizes int64). lm_name, layer and submodule_name default to the SAE's metadata
+    (model_name, layer, submodule_name). `load(folder)` gives `sae` back. Needs torch.
+
+    Raises ValueError for another architecture, a transcoder, an SAE that does not subtract
+    b_dec from its input (MatryoshkaBatchTopKSAE always does) or one whose threshold differs
+    between latents (MatryoshkaBatchTopKSAE has one).
+    """
+    if not isinstance(sae, SAE):
+        raise ValueError(f"sae must be a tm.SAE; got {type(sae).__name__}")
+    c = sae.config
+    if c.architecture != "matryoshka_batchtopk" or c.is_transcoder or not c.subtracts_b_dec:
+        raise ValueError("sae: dictionary_learning's MatryoshkaBatchTopKSAE is an SAE (no "
+                         "transcoder) that subtracts b_dec from its input; got architecture "
+                         f"{c.architecture!r}, d_out={c.d_out!r}, apply_b_dec_to_input="
+                         f"{c.subtracts_b_dec}")
+    threshold = np.unique(sae.params["threshold"])
+    if len(threshold) != 1:
+        raise ValueError("sae: MatryoshkaBatchTopKSAE has one threshold for every latent; this "
+                         f"SAE's differ ({threshold.min()} … {threshold.max()})")
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError("writing dictionary_learning's ae.pt needs torch: "
+                          "pip install toymodels[torch]") from e
+    meta = sae.metadata
+    widths = np.asarray(c.matryoshka_widths)
+    sizes = np.diff(widths, prepend=0).tolist()
+    trainer = {
+        "trainer_class": "toymodels", "dict_class": "MatryoshkaBatchTopKSAE",
+        "activation_dim": c.d_in, "dict_size": c.d_sae, "k": c.k, "group_sizes": sizes,
+        "group_fractions": [s / c.d_sae for s in sizes],
+        "group_weights": [float(len(sizes))] * len(sizes),  # (1/G) Σ G·L_g = SAELens's Σ L_g
+        "auxk_alpha": c.aux_loss_coefficient, "top_k_aux": max(1, c.d_in // 2),
+        "lm_name": meta.get("model_name") if lm_name is None else lm_name,
+        "layer": meta.get("layer") if layer is None else layer,
+        "submodule_name": meta.get("submodule_name") if submodule_name is None
+        else submodule_name,
+        _TOYMODELS_KEY: dataclasses.asdict(c),
+    }
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {name: torch.from_numpy(np.array(sae.params[name], np.float32))
+             for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    state |= {"k": torch.tensor(c.k, dtype=torch.int32),
+              "threshold": torch.tensor(float(threshold[0]), dtype=torch.float32),
+              "group_sizes": torch.tensor(sizes, dtype=torch.int64)}
+    torch.save(state, out / WEIGHTS_FILENAME)
+    (out / CONFIG_FILENAME).write_text(json.dumps({"trainer": trainer, "buffer": {}}))
+    return out
 
 
 def _trainer_folder(path: str | Path, trainer: int | None) -> Path:

@@ -14,9 +14,10 @@ architecture's tensors:
 | topk | topk (`k`, `rescale_acts_by_decoder_norm` false) | the same |
 | jumprelu | jumprelu | the same + threshold [d_sae] |
 | batchtopk | jumprelu: the form SAELens exports it as, its running threshold per latent | the same + threshold |
+| matryoshka_batchtopk | jumprelu, as SAELens 6.54 exports it, with `metadata.training_architecture` "matryoshka_batchtopk" and `training_architecture_details` (k, matryoshka_widths …) | the same + threshold |
 | gated | gated | W_enc, W_dec, b_dec, b_gate, r_mag, b_mag (no b_enc) |
 | standard transcoder | transcoder (`d_out`; W_dec [d_sae, d_out], b_dec [d_out]) | W_enc, b_enc, W_dec, b_dec |
-| jumprelu / batchtopk transcoder | jumprelu_transcoder | the same + threshold |
+| jumprelu / (matryoshka_)batchtopk transcoder | jumprelu_transcoder | the same + threshold |
 
 SAELens has no topk or gated transcoder, so those are refused. Activation normalisation is
 folded into the weights when toymodels trains (as SAELens does at the end of training), so a saved
@@ -28,8 +29,14 @@ Reading also accepts what SAELens itself may leave behind, each mapped exactly:
 - `topk` with `rescale_acts_by_decoder_norm` true (the default of SAELens's TopK training): the
   decoder norms are folded into the encoder (W_enc·‖W_dec,i‖, b_enc·‖W_dec,i‖, W_dec/‖W_dec,i‖),
   as SAELens's own inference export does;
-- a `batchtopk` or `matryoshka_batchtopk` training checkpoint (its scalar `topk_threshold`): the
-  jumprelu it exports;
+- a `batchtopk` training checkpoint (its scalar `topk_threshold`): the jumprelu it exports;
+- a Matryoshka SAE, either as SAELens 6.54 saves it for inference (a `jumprelu` whose metadata
+  says `training_architecture: "matryoshka_batchtopk"`, with k and matryoshka_widths in
+  `training_architecture_details`) or as a `matryoshka_batchtopk` training checkpoint:
+  `matryoshka_batchtopk` with its widths (d_sae appended when missing, as SAELens does), k, and
+  the training fields SAELens records (aux_loss_coefficient, topk_threshold_lr,
+  use_matryoshka_aux_loss, decoder_init_norm); a fractional k (SAELens allows one) reads as the
+  jumprelu it infers as;
 - `normalize_activations: "expected_average_only_in"` with the factor s in the folder's
   `activation_scaler.json` (a training checkpoint) or given as `scaling_factor=`: folded as
   SAELens's `fold_activation_norm_scaling_factor` (W_enc·s, W_dec/s, b_dec/s), before the decoder
@@ -92,8 +99,11 @@ _ARCHITECTURES: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "jumprelu_transcoder": ("jumprelu", True, _BASE + ("threshold",)),
     # training checkpoints (TrainingSAE.save_model); SAELens infers them as jumprelu
     "batchtopk": ("batchtopk", False, _BASE + ("topk_threshold",)),
-    "matryoshka_batchtopk": ("batchtopk", False, _BASE + ("topk_threshold",)),
+    "matryoshka_batchtopk": ("matryoshka_batchtopk", False, _BASE + ("topk_threshold",)),
 }
+#: tm architectures SAELens saves for inference as a jumprelu (their threshold per latent).
+_INFERS_AS_JUMPRELU = ("batchtopk", "matryoshka_batchtopk")
+_MATRYOSHKA = "matryoshka_batchtopk"
 _REFUSED = {
     "skip_transcoder": "its skip connection W_skip (x̂ += x W_skipᵀ) has no tm.SAE equivalent",
     "jumprelu_skip_transcoder": "its skip connection W_skip (x̂ += x W_skipᵀ) has no tm.SAE "
@@ -112,6 +122,7 @@ _SAVE_AS = {
     "jumprelu": ("jumprelu", "jumprelu_transcoder"),
     "batchtopk": ("jumprelu", "jumprelu_transcoder"),
     "gated": ("gated", None),
+    "matryoshka_batchtopk": ("jumprelu", "jumprelu_transcoder"),
 }
 _DTYPES = ("float32", "float64", "float16", "bfloat16", "torch.float32", "torch.float64",
            "torch.float16", "torch.bfloat16")  # SAELens's DTYPE_MAP
@@ -162,8 +173,13 @@ def save(sae: SAE, folder: str | Path, *, hook_name: str | None = None,
             "sae_lens_training_version": meta.pop("sae_lens_training_version", None), **meta}
     meta.pop(_TOYMODELS_KEY, None)
     # What `load` would make of the SAELens fields alone; the rest rides along.
-    if c != _saelens_config(_ARCHITECTURES[name][0], c.d_in, c.d_sae,
-                            c.k if name == "topk" else None, c.d_out, c.subtracts_b_dec):
+    seen = _saelens_config(_ARCHITECTURES[name][0], c.d_in, c.d_sae,
+                           c.k if name == "topk" else None, c.d_out, c.subtracts_b_dec)
+    if c.architecture == _MATRYOSHKA and not c.is_transcoder:
+        meta |= _matryoshka_metadata(c)
+        seen = _matryoshka_config(CFG_FILENAME, meta["training_architecture_details"],
+                                  seen, c.d_sae)
+    if c != seen:
         meta[_TOYMODELS_KEY] = dataclasses.asdict(c)
     for key, value in meta.items():
         try:
@@ -250,16 +266,22 @@ def _load(folder: str | Path, scaling_factor: float | None, overrides: dict[str,
                   config=CFG_FILENAME, what=f"SAELens's {name!r} architecture")
     params = {n: np.asarray(v, np.float32) for n, v in tensors.items()}
 
-    k = None
-    if architecture in ("topk", "batchtopk"):
-        k = cfg.get("k")
-        if isinstance(k, float) and k.is_integer():
-            k = int(k)
-        if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k <= d_sae:
-            fail(cfg_path, f"field 'k' must be a number in (0, d_sae={d_sae}] for architecture "
-                 f"{name!r}; got {cfg.get('k', '(missing)')!r}")
-    rescale = architecture in ("topk", "batchtopk") and field(
-        cfg_path, cfg, "rescale_acts_by_decoder_norm", bool, name != "topk")
+    k, training = None, cfg  # a training checkpoint has its training fields at the top level
+    if name == "jumprelu" and metadata.get("training_architecture") == _MATRYOSHKA:
+        # SAELens 6.54's inference export of a Matryoshka SAE: its training fields in metadata
+        architecture, training = _MATRYOSHKA, metadata.get("training_architecture_details")
+        where = "metadata.training_architecture_details"
+        if not isinstance(training, dict):
+            fail(cfg_path, f"{where} must be a JSON object for a {_MATRYOSHKA} SAE; got "
+                 f"{training!r}")
+        k = _k(cfg_path, training, d_sae, name, where + ".")
+        if isinstance(k, int):  # read into the config (a fractional k stays jumprelu, below)
+            metadata.pop("training_architecture")
+            metadata.pop("training_architecture_details")
+    rescale = False
+    if architecture in ("topk", "batchtopk") or name == _MATRYOSHKA:
+        k = _k(cfg_path, cfg, d_sae, name)
+        rescale = field(cfg_path, cfg, "rescale_acts_by_decoder_norm", bool, name != "topk")
     # The normalisation first, then the decoder norms: the order of SAELens's trainer
     # (fold_activation_norm_scaling_factor at the end of training, the norms folded by
     # save_inference_model). With rescaled activations the order shows: π·‖W_dec,i / s‖ is the
@@ -269,18 +291,73 @@ def _load(folder: str | Path, scaling_factor: float | None, overrides: dict[str,
         rescale=rescale)
     if rescale:
         params = _fold_decoder_norms(weights_path, params)
-    if architecture == "batchtopk":  # the jumprelu SAELens exports: one threshold for all latents
+    if "topk_threshold" in params:  # the jumprelu SAELens exports: one threshold for all latents
         params["threshold"] = np.full(d_sae, params.pop("topk_threshold"), np.float32)
-        if not isinstance(k, int):  # a fractional k has no tm config; its inference is jumprelu
-            architecture, k = "jumprelu", None
+    if architecture in _INFERS_AS_JUMPRELU and not isinstance(k, int):
+        architecture, k = "jumprelu", None  # a fractional k has no tm config; its inference is
+        # jumprelu
 
     if reshape != "none":
         metadata["reshape_activations"] = reshape
     stored = metadata.pop(_TOYMODELS_KEY, None)
-    config = _saelens_config(architecture, d_in, d_sae, k, d_out, subtract)
+    matryoshka = architecture == _MATRYOSHKA
+    config = _saelens_config("jumprelu" if matryoshka else architecture, d_in, d_sae,
+                             None if matryoshka else k, d_out, subtract)
+    if matryoshka:
+        config = _matryoshka_config(cfg_path, training | {"k": k}, config, d_sae)
     if stored is not None:
         config = _restore(cfg_path, stored, config)
     return build(cfg_path, dataclasses.asdict(config), params, metadata)
+
+
+def _k(path: Path, cfg: dict[str, Any], d_sae: int, name: str, where: str = "") -> int | float:
+    """SAELens's k: an integer, or (batchtopk's) a number, in (0, d_sae]."""
+    k = cfg.get("k")
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k <= d_sae:
+        fail(path, f"field '{where}k' must be a number in (0, d_sae={d_sae}] for architecture "
+             f"{name!r}; got {cfg.get('k', '(missing)')!r}")
+    return k
+
+
+#: SAELens's MatryoshkaBatchTopKTrainingSAEConfig fields that its inference JumpReLUSAEConfig
+#: lacks (its get_training_architecture_details), in their dataclass order, with the tm field
+#: each reads (None: a SAELens setting with no tm counterpart, written as what tm did).
+_MATRYOSHKA_DETAILS = (("decoder_init_norm", "decoder_init_norm"), ("k", "k"),
+                       ("use_sparse_activations", None), ("aux_loss_coefficient",
+                                                          "aux_loss_coefficient"),
+                       ("rescale_acts_by_decoder_norm", None),
+                       ("topk_threshold_lr", "topk_threshold_lr"),
+                       ("matryoshka_widths", "matryoshka_widths"),
+                       ("use_matryoshka_aux_loss", "use_matryoshka_aux_loss"))
+
+
+def _matryoshka_metadata(c: SAEConfig) -> dict[str, Any]:
+    """The training metadata SAELens 6.54's save_inference_model writes for a Matryoshka SAE.
+
+    tm selects on π itself (its decoder rows kept at unit norm, or free when asked), so
+    rescale_acts_by_decoder_norm is false, and it uses dense activations."""
+    fixed = {"use_sparse_activations": False, "rescale_acts_by_decoder_norm": False}
+    details = {key: (fixed[key] if tm is None else getattr(c, tm))
+               for key, tm in _MATRYOSHKA_DETAILS}
+    details["matryoshka_widths"] = list(c.matryoshka_widths)
+    return {"training_architecture": _MATRYOSHKA, "training_architecture_details": details}
+
+
+def _matryoshka_config(path, training: dict[str, Any], config: SAEConfig, d_sae: int
+                       ) -> SAEConfig:
+    """`config` (what the SAELens fields say) as the Matryoshka SAE its training fields describe."""
+    fields = {tm: training[key] for key, tm in _MATRYOSHKA_DETAILS
+              if tm is not None and training.get(key) is not None}
+    widths = fields.get("matryoshka_widths")
+    if isinstance(widths, list) and widths and widths[-1] != d_sae:
+        widths = widths + [d_sae]  # SAELens appends the outer level (with a warning)
+    fields["matryoshka_widths"] = widths
+    try:
+        return dataclasses.replace(config, architecture=_MATRYOSHKA, **fields)
+    except (TypeError, ValueError) as e:
+        fail(path, f"not a valid {_MATRYOSHKA} SAE ({e})")
 
 
 # --- pretrained releases --------------------------------------------------------------------------
@@ -356,8 +433,8 @@ def _restore(path: Path, stored: Any, config: SAEConfig) -> SAEConfig:
         restored = stored_config(stored)
     except (TypeError, ValueError) as e:
         fail(path, f"{where} is not a valid SAEConfig ({e})")
-    seen_as = "jumprelu" if restored.architecture == "batchtopk" else restored.architecture
-    says = "jumprelu" if config.architecture == "batchtopk" else config.architecture
+    seen_as = "jumprelu" if restored.architecture in _INFERS_AS_JUMPRELU else restored.architecture
+    says = "jumprelu" if config.architecture in _INFERS_AS_JUMPRELU else config.architecture
     for name, got, want in (("architecture", seen_as, says), ("d_in", restored.d_in, config.d_in),
                             ("d_sae", restored.d_sae, config.d_sae),
                             ("d_out", restored.d_out, config.d_out),
@@ -367,6 +444,11 @@ def _restore(path: Path, stored: Any, config: SAEConfig) -> SAEConfig:
             fail(path, f"{where} says {name}={got!r} but the SAELens fields say {want!r}")
     if config.architecture == "topk" and restored.k != config.k:
         fail(path, f"{where} says k={restored.k!r} but the SAELens field k is {config.k!r}")
+    if config.architecture == _MATRYOSHKA:
+        for name in ("k", "matryoshka_widths"):
+            if getattr(restored, name) != getattr(config, name):
+                fail(path, f"{where} says {name}={getattr(restored, name)!r} but SAELens's "
+                     f"training fields say {getattr(config, name)!r}")
     return restored
 
 

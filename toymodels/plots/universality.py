@@ -58,7 +58,8 @@ def _ratio_label(ratio: float) -> str:
 
 #: The sparsity coefficient each architecture reads (named in figure titles).
 _COEFFICIENT = {"standard": "l1_coefficient", "gated": "l1_coefficient",
-                "jumprelu": "l0_coefficient", "topk": "k", "batchtopk": "k"}
+                "jumprelu": "l0_coefficient", "topk": "k", "batchtopk": "k",
+                "matryoshka_batchtopk": "k"}
 
 
 def _title(ds: xr.Dataset, table: xr.Dataset) -> str:

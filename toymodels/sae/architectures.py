@@ -15,6 +15,12 @@ and differs in σ and in its training terms:
 | batchtopk | trained on the top k·B of the batch; infers as jumprelu with its running threshold | threshold |
 | jumprelu | π · H(π − θ) (ReLU first, as SAELens) | threshold θ (trained as log θ) |
 | gated | H(π_gate) · ReLU(π_mag), π_gate = x̃ W_enc + b_gate, π_mag = x̃ (W_enc ⊙ e^r_mag) + b_mag | b_gate, r_mag, b_mag (no b_enc) |
+| matryoshka_batchtopk | as batchtopk; trained to reconstruct from every prefix of `matryoshka_widths` too | threshold |
+
+A Matryoshka SAE (Bussmann et al. 2025; SAELens's `matryoshka_batchtopk`) is a batchtopk SAE
+whose loss adds, for each inner prefix width w, the error of b_dec + Σ_{i<w} f_i W_dec,i; the
+groups of latents between consecutive widths are decoded once, accumulating, so the G prefix
+reconstructions cost one decode. A standard SAE given `matryoshka_widths` adds the same terms.
 
 `encode` / `decode` here take a dict of arrays in SAELens's published form (a trained SAE's
 `outputs`, or a SAELens file) and one example; `tm.SAE` maps them over batches. The NNX modules
@@ -124,7 +130,8 @@ def encode(params: Params, x: jax.Array, architecture: str, *, k: int | None = N
            apply_b_dec_to_input: bool = True) -> jax.Array:
     """feature_acts f of one example x: (d_in,) -> (d_sae,), as SAELens's `encode`.
 
-    `batchtopk` SAEs infer as the jumprelu SAELens makes of them (their `threshold`).
+    `batchtopk` and `matryoshka_batchtopk` SAEs infer as the jumprelu SAELens makes of them
+    (their `threshold`).
     """
     xin = sae_in(params, x, apply_b_dec_to_input)
     if architecture == "gated":
@@ -136,7 +143,7 @@ def encode(params: Params, x: jax.Array, architecture: str, *, k: int | None = N
         return jax.nn.relu(pre)
     if architecture == "topk":
         return topk_relu(pre, k)
-    # jumprelu, and batchtopk as its jumprelu export
+    # jumprelu, and (matryoshka_)batchtopk as its jumprelu export
     return jax.nn.relu(pre) * (pre > params["threshold"])
 
 
@@ -178,6 +185,8 @@ class Standard(nnx.Module):
 
     #: the parameters of the published form, beyond W_enc, b_enc, W_dec, b_dec.
     extra_params: ClassVar[tuple[str, ...]] = ()
+    #: whether training keeps batchtopk's running threshold (θ ← (1 − lr) θ + lr · min kept).
+    running_threshold: ClassVar[bool] = False
 
     def __init__(self, cfg: SAEConfig, *, decoder_init_norm, jumprelu_init_threshold,
                  rngs: nnx.Rngs):
@@ -226,7 +235,26 @@ class Standard(nnx.Module):
 
     def penalties(self, X, T, F, X_hat, extras, ctx: Context) -> dict[str, jax.Array]:
         """The architecture's loss terms beside the reconstruction, each a batch mean."""
-        return {"l1": ctx.l1_coefficient * jnp.mean(F @ self.penalty_weights())}
+        return {"l1": ctx.l1_coefficient * jnp.mean(F @ self.penalty_weights())} | (
+            self.matryoshka_terms(T, F))
+
+    def inner_reconstructions(self, F: jax.Array) -> list[jax.Array]:
+        """x̂_w = b_dec + F[:, :w] W_dec[:w] for each inner width w of matryoshka_widths (all but
+        d_sae, whose x̂ the loss has already), each (batch, d_out), accumulated group by group."""
+        W_dec = self.W_dec[...]
+        out, partial = [], self.b_dec[...]
+        for start, stop in self.cfg.group_bounds[:-1]:
+            partial = partial + F[:, start:stop] @ W_dec[start:stop]
+            out.append(partial)
+        return out
+
+    def matryoshka_terms(self, T: jax.Array, F: jax.Array) -> dict[str, jax.Array]:
+        """{inner_mse_<w>: mean_b ‖x̂_w − t‖²} for every inner width w of matryoshka_widths (the
+        full width is the mse term), as SAELens's inner_mse_loss_<w>; {} without widths."""
+        if self.cfg.matryoshka_widths is None:
+            return {}
+        return {f"inner_mse_{w}": jnp.mean(jnp.sum((x_hat - T) ** 2, axis=-1))
+                for w, x_hat in zip(self.cfg.matryoshka_widths, self.inner_reconstructions(F))}
 
     def published(self, threshold: jax.Array) -> Params:
         """The parameters in SAELens's form (before any activation-scale folding); `threshold`
@@ -274,6 +302,7 @@ class BatchTopK(TopK):
     running estimate of the smallest activation kept (SAELens's `topk_threshold`)."""
 
     extra_params = ("threshold",)
+    running_threshold = True
 
     def activation(self, pre, ctx):
         acts = jax.nn.relu(pre)
@@ -286,6 +315,26 @@ class BatchTopK(TopK):
     def published(self, threshold):
         return super().published(threshold) | {
             "threshold": jnp.full((self.cfg.d_sae,), threshold, self.b_enc.dtype)}
+
+
+class MatryoshkaBatchTopK(BatchTopK):
+    """Matryoshka BatchTopK SAE (Bussmann et al. 2025; SAELens's MatryoshkaBatchTopKTrainingSAE):
+    batchtopk selection and running threshold, and a reconstruction loss for every prefix of
+    `matryoshka_widths`. AuxK as batchtopk's on the full residual or, with
+    `use_matryoshka_aux_loss`, one per group g: its dead latents (at most k_aux = d_in // 2,
+    scaled by min(n_dead,g / k_aux, 1)) reconstruct the residual of prefix w_g, summed."""
+
+    def penalties(self, X, T, F, X_hat, extras, ctx):
+        terms = self.matryoshka_terms(T, F)
+        if not self.cfg.use_matryoshka_aux_loss:
+            return super().penalties(X, T, F, X_hat, extras, ctx) | terms
+        k_aux = max(1, self.cfg.d_in // 2)
+        pre, W_dec = extras["pre"], self.W_dec[...]
+        prefixes = self.inner_reconstructions(F) + [X_hat]
+        aux = sum(auxk_loss(pre[:, start:stop], T - x_hat, W_dec[start:stop],
+                            ctx.dead[start:stop], k_aux)
+                  for (start, stop), x_hat in zip(self.cfg.group_bounds, prefixes))
+        return {"auxk": ctx.aux_loss_coefficient * aux} | terms
 
 
 class JumpReLU(Standard):
@@ -363,6 +412,7 @@ ARCHITECTURES: dict[str, type[Standard]] = {
     "batchtopk": BatchTopK,
     "jumprelu": JumpReLU,
     "gated": Gated,
+    "matryoshka_batchtopk": MatryoshkaBatchTopK,
 }
 
 

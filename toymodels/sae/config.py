@@ -21,6 +21,8 @@ import warnings
 from dataclasses import InitVar, dataclass, field
 from typing import Any, ClassVar, Literal
 
+import numpy as np
+
 from toymodels.config import (
     _check_float,
     _check_int,
@@ -30,7 +32,8 @@ from toymodels.config import (
     swept,
 )
 
-Architecture = Literal["standard", "topk", "batchtopk", "jumprelu", "gated"]
+Architecture = Literal["standard", "topk", "batchtopk", "jumprelu", "gated",
+                       "matryoshka_batchtopk"]
 SparsityLoss = Literal["step", "tanh"]
 BDecInit = Literal["zeros", "mean", "geometric_median"]
 Normalize = Literal["none", "expected_average_only_in"]
@@ -43,6 +46,7 @@ ARCHITECTURE_FIELDS: dict[str, frozenset[str]] = {
     "gated": frozenset({"l1_coefficient"}),
     "topk": frozenset({"aux_loss_coefficient"}),
     "batchtopk": frozenset({"aux_loss_coefficient", "topk_threshold_lr"}),
+    "matryoshka_batchtopk": frozenset({"aux_loss_coefficient", "topk_threshold_lr"}),
     "jumprelu": frozenset({"l0_coefficient", "pre_act_loss_coefficient", "jumprelu_bandwidth",
                            "jumprelu_init_threshold", "jumprelu_tanh_scale"}),
 }
@@ -67,7 +71,10 @@ def renamed(old: str, new: str, stacklevel: int) -> None:
                   DeprecationWarning, stacklevel=stacklevel + 1)
 
 
-_TOPK = ("topk", "batchtopk")
+_TOPK = ("topk", "batchtopk", "matryoshka_batchtopk")
+#: architectures that take matryoshka_widths: required by matryoshka_batchtopk, optional for
+#: standard (a Matryoshka ReLU SAE, Nabeshima's original toy); the others take none.
+MATRYOSHKA = {"matryoshka_batchtopk": True, "standard": False}
 
 
 def required(doc: str) -> Any:
@@ -85,6 +92,17 @@ class SAEConfig:
       decoder, l1_coefficient · Σ_i f_i (the older recipe);
     - topk / batchtopk: aux_loss_coefficient · AuxK (Gao et al. 2024: the top d_in/2 dead latents
       reconstruct the residual); batchtopk keeps the top k·batch activations of the whole batch;
+    - matryoshka_batchtopk: batchtopk's terms plus, for every inner prefix width w of
+      matryoshka_widths = (w_1 < … < w_G = d_sae), the reconstruction error of the first w
+      latents alone, mean_b ‖b_dec + Σ_{i<w} f_i W_dec,i − target‖² (SAELens's
+      MatryoshkaBatchTopKTrainingSAE: the plain sum over the G prefixes, the full one being the
+      mse term). With use_matryoshka_aux_loss, AuxK is one term per group (the dead latents of
+      group g reconstruct the residual of prefix w_g), summed. dictionary_learning's
+      `group_fractions` / `group_weights` form is the same loss up to its weights: its
+      group_sizes are the differences of the widths (widths = cumulative group sizes), and its
+      reconstruction term is (1/G) Σ_g w_g ‖x − x̂_{w_g}‖², so uniform weights w_g = 1/G give
+      SAELens's sum divided by G² (its AuxK is divided by the residual's variance besides);
+    - standard with matryoshka_widths: the L1 SAE plus the same inner-prefix terms;
     - jumprelu: l0_coefficient · Σ_i H(π_i − θ_i) ("step", DeepMind) or Σ_i tanh(c f_i ‖W_dec,i‖)
       ("tanh", Anthropic), plus pre_act_loss_coefficient · Σ_dead ReLU(θ_i − π_i) ‖W_dec,i‖;
     - gated: l1_coefficient · Σ_i ReLU(π_gate,i) ‖W_dec,i‖ plus the reconstruction from
@@ -106,11 +124,13 @@ class SAEConfig:
     d_in: int = required("width of the input activations (≥ 1)")
     d_sae: int = required("number of latents (≥ 1); may be a grid key")
     architecture: Architecture = static(
-        "standard", "standard (ReLU), topk, batchtopk, jumprelu or gated (SAELens's names)"
+        "standard", "standard (ReLU), topk, batchtopk, jumprelu, gated or matryoshka_batchtopk "
+        "(SAELens's names)"
     )
     k: int | None = static(
-        None, "latents kept per example: topk (exactly k) and batchtopk (k on average), an "
-        "integer in [1, d_sae]; None for the other architectures; may be a grid key"
+        None, "latents kept per example: topk (exactly k), batchtopk and matryoshka_batchtopk "
+        "(k on average), an integer in [1, d_sae]; None for the other architectures; may be a "
+        "grid key"
     )
     d_out: int | None = static(
         None, "width of the reconstruction target: None reconstructs the input (an SAE, or a "
@@ -124,11 +144,21 @@ class SAEConfig:
         None, "subtract b_dec from the input before encoding; None: True for an SAE (SAELens's "
         "default), False for a transcoder (whose b_dec lives in the output space)"
     )
+    matryoshka_widths: tuple[int, ...] | None = static(
+        None, "the nested prefix widths of a Matryoshka SAE, strictly increasing integers "
+        "ending at d_sae (SAELens's name): required by matryoshka_batchtopk, optional for "
+        "standard, None for the others; with it set, d_sae is not a grid key"
+    )
+    use_matryoshka_aux_loss: bool = static(
+        False, "matryoshka_batchtopk: AuxK per group, each group's dead latents reconstructing "
+        "the residual of its own prefix (SAELens's use_matryoshka_aux_loss); False: one AuxK "
+        "on the full residual"
+    )
     unit_norm_decoder: bool | None = static(
         None, "keep every decoder row at unit norm (renormalised after each step, the gradient's "
-        "radial part removed); None: True for topk and batchtopk (Gao et al.) and gated "
-        "(Rajamanoharan et al.: its auxiliary loss through a detached decoder lets free decoder "
-        "norms collapse), False for standard and jumprelu"
+        "radial part removed); None: True for topk, batchtopk and matryoshka_batchtopk (Gao "
+        "et al.) and gated (Rajamanoharan et al.: its auxiliary loss through a detached decoder "
+        "lets free decoder norms collapse), False for standard and jumprelu"
     )
     normalize_activations: Normalize = static(
         "none", "expected_average_only_in: scale the data so that E‖x‖ = √d_in (estimated on the "
@@ -158,8 +188,8 @@ class SAEConfig:
     l1_coefficient: float = swept(1.0, "sparsity coefficient of standard and gated, ≥ 0")
     l0_coefficient: float = swept(1.0, "sparsity coefficient of jumprelu, ≥ 0")
     aux_loss_coefficient: float = swept(
-        1 / 32, "weight of the AuxK loss of topk and batchtopk, ≥ 0 (Gao et al.'s 1/32; SAELens "
-        "6 defaults to 1)"
+        1 / 32, "weight of the AuxK loss of topk, batchtopk and matryoshka_batchtopk, ≥ 0 (Gao "
+        "et al.'s 1/32; SAELens 6 defaults to 1)"
     )
     pre_act_loss_coefficient: float = swept(
         0.0, "jumprelu's pre-activation loss on dead latents, ≥ 0 (Anthropic uses 3e-6; 0: off)"
@@ -209,8 +239,9 @@ class SAEConfig:
                       f"{self.architecture!r}", self.k)
             _check_int("k", self.k, 1, self.d_sae)
         elif self.k is not None:
-            _fail("k", f"None for architecture {self.architecture!r} (only topk and batchtopk "
-                  "take k)", self.k)
+            _fail("k", f"None for architecture {self.architecture!r} (only topk, batchtopk "
+                  "and matryoshka_batchtopk take k)", self.k)
+        self._check_matryoshka_widths()
         if self.d_out is not None:
             _check_int("d_out", self.d_out, 1)
         _check_int("n_output_sites", self.n_output_sites, 1)
@@ -240,6 +271,43 @@ class SAEConfig:
             _check_float(name, getattr(self, name), 0.0, math.inf, low_open=True, high_open=True)
         _check_float("topk_threshold_lr", self.topk_threshold_lr, 0.0, 1.0, low_open=True)
 
+    def _check_matryoshka_widths(self) -> None:
+        widths = self.matryoshka_widths
+        if widths is None:
+            if MATRYOSHKA.get(self.architecture):
+                _fail("matryoshka_widths", "a tuple of strictly increasing integers ending at "
+                      f"d_sae={self.d_sae} for architecture {self.architecture!r}", widths)
+        else:
+            if self.architecture not in MATRYOSHKA:
+                _fail("matryoshka_widths", f"None for architecture {self.architecture!r} (only "
+                      f"{' and '.join(MATRYOSHKA)} take nested widths)", widths)
+            if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+                _fail("matryoshka_widths", "a tuple of integers", widths)
+            widths = tuple(widths)
+            allowed = ("a non-empty tuple of strictly increasing integers ≥ 1 ending at "
+                       f"d_sae={self.d_sae} (a grid over d_sae cannot sweep them: give each "
+                       "width its own config)")
+            ints = all(isinstance(w, (int, np.integer)) and not isinstance(w, bool)
+                       for w in widths)
+            if (not widths or not ints or widths[0] < 1 or widths[-1] != self.d_sae
+                    or any(a >= b for a, b in zip(widths, widths[1:]))):
+                _fail("matryoshka_widths", allowed, widths)
+            # a tuple of ints hashes (a static field keys the compiled program); a config read
+            # back from JSON gives a list, NumPy grids give np.int64
+            object.__setattr__(self, "matryoshka_widths", tuple(int(w) for w in widths))
+        if not isinstance(self.use_matryoshka_aux_loss, bool):
+            _fail("use_matryoshka_aux_loss", "True or False", self.use_matryoshka_aux_loss)
+        if self.use_matryoshka_aux_loss and self.architecture != "matryoshka_batchtopk":
+            _fail("use_matryoshka_aux_loss", "False for architecture "
+                  f"{self.architecture!r} (only matryoshka_batchtopk has AuxK per group)", True)
+
+    @property
+    def group_bounds(self) -> tuple[tuple[int, int], ...]:
+        """(start, stop) latent ranges of the Matryoshka groups: widths (3, 8, 20) give
+        ((0, 3), (3, 8), (8, 20)); one group (0, d_sae) without widths."""
+        widths = self.matryoshka_widths or (self.d_sae,)
+        return tuple(zip((0,) + widths[:-1], widths))
+
     @property
     def output_width(self) -> int:
         """Width of what the decoder writes: d_out for a transcoder, else d_in."""
@@ -258,7 +326,8 @@ class SAEConfig:
 
     @property
     def has_unit_norm_decoder(self) -> bool:
-        """unit_norm_decoder, resolved: True for topk, batchtopk and gated by default."""
+        """unit_norm_decoder, resolved: True for topk, batchtopk, matryoshka_batchtopk and gated
+        by default."""
         if self.unit_norm_decoder is None:
             return self.architecture in (*_TOPK, "gated")
         return self.unit_norm_decoder

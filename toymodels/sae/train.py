@@ -227,7 +227,7 @@ class SAETrainer:
         since = jnp.where(fired > 0, 0, aux.steps_since_fired + 1)
         window = t >= steps - min(cfg.dead_feature_window, steps)
         threshold = aux.threshold
-        if cfg.architecture == "batchtopk":
+        if self.module.running_threshold:
             positive = F > 0
             smallest = jnp.min(jnp.where(positive, F, jnp.inf))
             lr = swept.topk_threshold_lr

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from toymodels.lm.commands._args import parse_pairs, parse_value
+from toymodels.sae.config import Architecture
 
 
 def add_train_sae(p: argparse.ArgumentParser) -> None:
@@ -23,16 +24,19 @@ def add_train_sae(p: argparse.ArgumentParser) -> None:
     width.add_argument("--expansion", type=int, default=8,
                        help="d_sae = EXPANSION × d_in (default 8)")
     width.add_argument("--d-sae", type=int, default=None, help="the number of latents")
-    p.add_argument("--architecture", default="standard",
-                   choices=("standard", "topk", "batchtopk", "jumprelu", "gated"),
+    p.add_argument("--architecture", default="standard", choices=Architecture.__args__,
                    help="the SAE architecture, SAELens's names (default standard)")
-    p.add_argument("--k", type=int, default=None, help="latents kept per token (topk, batchtopk)")
+    p.add_argument("--k", type=int, default=None,
+                   help="latents kept per token (topk, batchtopk, matryoshka_batchtopk)")
+    p.add_argument("--matryoshka-widths", default=None, metavar="W1,W2,…",
+                   help="nested prefix widths ending at d_sae (matryoshka_batchtopk; optional "
+                        "for standard), e.g. 96,384,3072")
     p.add_argument("--grid", action="append", metavar="FIELD=V1,V2,…",
                    help="sweep a field over values, e.g. l1_coefficient=1,3,10 or seed=0,1 or "
                         "d_sae=384,3072; repeat for several (their product is trained)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", dest="options",
                    help="set any other SAEConfig or TrainConfig field, e.g. "
-                        "normalize_activations=expected_average_only_in, b_dec_init=mean, "
+                        "normalize_activations=expected_average_only_in, b_dec_init_method=mean, "
                         "schedule=warmup_decay; repeat for several")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
     p.add_argument("--batch-size", type=int, default=1024, help="tokens per step (default 1024)")
@@ -67,6 +71,9 @@ def run_train_sae(args) -> None:
     if unknown:
         raise SystemExit(f"--set: {unknown} are neither SAEConfig nor TrainConfig fields")
     d_sae = args.d_sae if args.d_sae is not None else args.expansion * store.d_in
+    if args.matryoshka_widths is not None:
+        options["matryoshka_widths"] = tuple(parse_value(w) for w in
+                                             args.matryoshka_widths.split(","))
     config = tm.SAEConfig(d_in=store.d_in, d_sae=d_sae, architecture=args.architecture, k=args.k,
                           d_out=store.d_out,
                           **{k: v for k, v in options.items() if k in sae_fields})
