@@ -19,7 +19,7 @@ transformers = pytest.importorskip("transformers")
 from toymodels import lm  # noqa: E402
 from toymodels.cli import main  # noqa: E402
 from toymodels.lm.store import ActivationStore  # noqa: E402
-from lm_models import tiny_config, tiny_model, tiny_tokenizer  # noqa: E402  (tests/lm_models.py)
+from lm_models import tiny_model, tiny_tokenizer  # noqa: E402  (tests/lm_models.py)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

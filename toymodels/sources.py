@@ -40,7 +40,7 @@ from toymodels.config import (
     _check_int,
     _fail,
 )
-from toymodels.data import FeatureLayout, features_from_uniform
+from toymodels.data import features_from_uniform
 from toymodels.grid import Axis
 from toymodels.train import make_trainer
 
@@ -297,7 +297,7 @@ class HostData:
         width = lambda a: np.shape(a)[-1] if np.ndim(a) == 2 else None  # noqa: E731
         if d_out is None:
             if isinstance(first, tuple) or width(first) != d_in:
-                _fail("d_in", f"the width of the data's (batch, d_in) arrays",
+                _fail("d_in", "the width of the data's (batch, d_in) arrays",
                       f"d_in={d_in} for data of shape {_shapes(first)}")
         else:
             if not (isinstance(first, tuple) and len(first) == 2):

@@ -48,7 +48,6 @@ def feature_geometry(ds: xr.Dataset) -> Figure:
 
     fig = style.new_figure(height=3.6)
     d_ax, n_ax = fig.subplots(1, 2, width_ratios=[1.35, 1])
-    n = model["n_features"]
     jitter = np.random.default_rng(0).uniform(-0.04, 0.04, size=D.shape)  # spread in log x
     d_ax.scatter((x[:, None] * 10**jitter).ravel(), D.values.ravel(), s=4, alpha=0.25,
                  color="#333333", lw=0, label=style.LABEL_D + ", one point per feature")
