@@ -50,6 +50,54 @@ __all__ = ["GroundTruth", "HostData", "ToyActivations", "as_source"]
 CORRELATION_FACTORS = 16
 
 
+def _matryoshka_tree() -> dict[str, Any]:
+    # Nabeshima's toy: 3 parents (p 0.15), each with 3 exclusive children (0.2 each given the
+    # parent, 0.4 none), then 8 independent features (p 0.05); ordered parent, its children, …
+    parents, probs = [], []
+    for _ in range(3):
+        root = len(parents)
+        parents += [-1, root, root, root]
+        probs += [0.15, 0.2, 0.2, 0.2]
+    parents += [-1] * 8
+    probs += [0.05] * 8
+    return dict(d_in=20, n_features=20, feature_parents=tuple(parents),
+                feature_probabilities=tuple(probs), exclusive_children=True, orthogonal=True)
+
+
+def _tree_64() -> dict[str, Any]:
+    # A larger, three-level tree for studies: 4 roots (p 0.2) × 3 children (0.3 given the root)
+    # × 2 grandchildren (0.3 given the child), exclusive siblings, and 24 independent features
+    # (p 0.04): 64 features in 128 orthogonal dims.
+    parents, probs = [], []
+    for _ in range(4):
+        root = len(parents)
+        parents.append(-1)
+        probs.append(0.2)
+        for _ in range(3):
+            child = len(parents)
+            parents += [root, child, child]
+            probs += [0.3, 0.3, 0.3]
+    parents += [-1] * (64 - len(parents))
+    probs += [0.04] * (64 - len(probs))
+    return dict(d_in=128, n_features=64, feature_parents=tuple(parents),
+                feature_probabilities=tuple(probs), exclusive_children=True, orthogonal=True)
+
+
+#: GroundTruth's fields of feature trees and orthogonal directions (described only where set).
+TREE_FIELDS = ("feature_parents", "feature_probabilities", "exclusive_children",
+               "tie_parent_magnitude", "orthogonal")
+
+#: GroundTruth.preset's named toys.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Chanin et al.'s absorption toy: 4 orthogonal features in 50 dims, a parent (p 0.25) and
+    # 3 children each with p 0.15 given the parent (independent of each other).
+    "chanin_absorption": dict(d_in=50, n_features=4, feature_parents=(-1, 0, 0, 0),
+                              feature_probabilities=(0.25, 0.15, 0.15, 0.15), orthogonal=True),
+    "matryoshka_tree": _matryoshka_tree(),
+    "tree_64": _tree_64(),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class GroundTruth:
     """Synthetic activations with a known dictionary (Sharkey, Braun & Millidge 2022).
@@ -62,6 +110,19 @@ class GroundTruth:
     z = √(1−ρ) ε + √ρ (F g) with a fixed random factor matrix F (unit-norm rows, 16 factors).
     With `d_out` set it yields (x, y) pairs, y = Σ_i c_i e_i over a second dictionary e (a
     transcoder's ground truth).
+
+    **Feature trees** (`feature_parents` set; Chanin et al. 2024, Nabeshima 2024): feature i has
+    parent `feature_parents[i]` (−1 for a root) and fires with probability
+    `feature_probabilities[i]` — a root's marginal probability, a child's probability *given its
+    parent fires*; a child never fires without its parent. Any number of levels. With
+    `exclusive_children`, the children of one parent are mutually exclusive: one uniform per
+    (sample, parent) picks at most one of them, child j with its probability (siblings' sum ≤ 1).
+    With `tie_parent_magnitude`, an active child takes its parent's magnitude (so parent and
+    child co-vary exactly); otherwise every magnitude is its own U[0, 1). Tree data keeps empty
+    samples (no "closest feature" rule), as the published toys do; `mean_active`,
+    `frequency_decay` and `correlation` do not apply. `orthogonal` draws orthonormal directions
+    (QR of a Gaussian; needs d_in ≥ n_features) instead of random unit vectors, for trees or
+    not. `GroundTruth.preset(name, seed=…)` builds the published toys.
     """
 
     d_in: int = 256
@@ -71,6 +132,16 @@ class GroundTruth:
     seed: int = 0
     correlation: float = 0.0
     d_out: int | None = None
+    #: the parent of each feature (−1: a root), or None for independent features
+    feature_parents: tuple[int, ...] | None = None
+    #: with feature_parents: each root's probability, each child's probability given its parent
+    feature_probabilities: tuple[float, ...] | None = None
+    #: with feature_parents: the children of one parent never fire together
+    exclusive_children: bool = False
+    #: with feature_parents: an active child's magnitude is its parent's
+    tie_parent_magnitude: bool = False
+    #: orthonormal true directions (d_in ≥ n_features) instead of random unit vectors
+    orthogonal: bool = False
 
     on_host = False
     axes: tuple = ()
@@ -78,27 +149,123 @@ class GroundTruth:
     def __post_init__(self):
         _check_int("d_in", self.d_in, 1)
         _check_int("n_features", self.n_features, 1)
-        _check_float("frequency_decay", self.frequency_decay, 0.0, 1.0, low_open=True)
-        _check_float("mean_active", self.mean_active, 0.0, self.n_features, low_open=True)
         _check_int("seed", self.seed, 0, MAX_SEED)
-        _check_float("correlation", self.correlation, 0.0, 1.0, high_open=True)
         if self.d_out is not None:
             _check_int("d_out", self.d_out, 1)
+        if self.orthogonal and self.d_in < self.n_features:
+            _fail("orthogonal", f"False when d_in={self.d_in} < n_features={self.n_features} "
+                  "(no more than d_in orthonormal directions)", self.orthogonal)
+        if self.feature_parents is not None or self.feature_probabilities is not None:
+            self._check_tree()
+            return
+        for name in ("exclusive_children", "tie_parent_magnitude"):
+            if getattr(self, name):
+                _fail(name, "False without feature_parents (it applies to feature trees)", True)
+        _check_float("frequency_decay", self.frequency_decay, 0.0, 1.0, low_open=True)
+        _check_float("mean_active", self.mean_active, 0.0, self.n_features, low_open=True)
+        _check_float("correlation", self.correlation, 0.0, 1.0, high_open=True)
         p = self.probabilities
         if p.max() > 1.0:
             most = float(np.sum(self.frequency_decay ** np.arange(self.n_features)))
             _fail("mean_active", f"at most Σ_i frequency_decay**i = {most:.4g} (so that every "
                   "p_i ≤ 1)", self.mean_active)
 
+    def _check_tree(self) -> None:
+        n = self.n_features
+        parents, probs = self.feature_parents, self.feature_probabilities
+        if parents is None or probs is None:
+            _fail("feature_parents" if parents is None else "feature_probabilities",
+                  "given together with "
+                  + ("feature_probabilities" if parents is None else "feature_parents"), None)
+        for name, value in (("feature_parents", parents), ("feature_probabilities", probs)):
+            if isinstance(value, (str, bytes)) or len(value) != n:
+                _fail(name, f"a sequence of n_features={n} values", value)
+        object.__setattr__(self, "feature_parents", tuple(int(q) for q in parents))
+        object.__setattr__(self, "feature_probabilities", tuple(float(q) for q in probs))
+        for i, q in enumerate(self.feature_parents):
+            if not -1 <= q < n or q == i:
+                _fail("feature_parents", f"indices in [-1, {n - 1}] other than the feature's own "
+                      f"(feature {i})", parents)
+        self._depths()  # refuses a cycle
+        for i, q in enumerate(self.feature_probabilities):
+            _check_float(f"feature_probabilities[{i}]", q, 0.0, 1.0, low_open=True)
+        if self.exclusive_children:
+            for parent, children in self._children().items():
+                total = sum(self.feature_probabilities[c] for c in children)
+                if total > 1 + 1e-9:
+                    _fail("feature_probabilities", f"at most 1 summed over the exclusive children "
+                          f"{children} of feature {parent}", round(total, 6))
+        if self.correlation != 0.0:
+            _fail("correlation", "0.0 for a feature tree (its structure is the correlation)",
+                  self.correlation)
+        expected = float(self.probabilities.sum())
+        if expected > self.d_in:
+            _fail("feature_probabilities", f"a tree whose expected L0 (Σ marginal probabilities "
+                  f"= {expected:.4g}) is at most d_in={self.d_in}", probs)
+
+    @property
+    def is_tree(self) -> bool:
+        return self.feature_parents is not None
+
+    @property
+    def parents(self) -> np.ndarray:
+        """(n_features,) int: each feature's parent, −1 for a root (all −1 without a tree)."""
+        if not self.is_tree:
+            return np.full(self.n_features, -1, np.int64)
+        return np.asarray(self.feature_parents, np.int64)
+
+    def _children(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for i, q in enumerate(self.feature_parents):
+            if q >= 0:
+                out.setdefault(q, []).append(i)
+        return out
+
+    def _depths(self) -> np.ndarray:
+        """(n_features,) each feature's depth in its tree (roots 0); a cycle is a ValueError."""
+        depth = np.full(self.n_features, -1)
+        for i in range(self.n_features):
+            seen, j = [], i
+            while depth[j] < 0 and self.feature_parents[j] >= 0:
+                if j in seen:
+                    _fail("feature_parents", "a forest (no feature its own ancestor)",
+                          self.feature_parents)
+                seen.append(j)
+                j = self.feature_parents[j]
+            base = depth[j] if depth[j] >= 0 else 0
+            depth[j] = base
+            for k, m in enumerate(reversed(seen)):
+                depth[m] = base + k + 1
+        return depth
+
     @property
     def probabilities(self) -> np.ndarray:
-        """(n_features,) p_i = mean_active · decay**i / Σ_j decay**j."""
+        """(n_features,) the marginal probability of each feature: p_i = mean_active · decay**i /
+        Σ_j decay**j; for a tree, the product of the conditional probabilities up to the root."""
+        if self.is_tree:
+            p = np.asarray(self.feature_probabilities, np.float64)
+            marginal = p.copy()
+            for i in np.argsort(self._depths(), kind="stable"):
+                if self.feature_parents[i] >= 0:
+                    marginal[i] = p[i] * marginal[self.feature_parents[i]]
+            return marginal
         w = self.frequency_decay ** np.arange(self.n_features, dtype=np.float64)
         return self.mean_active * w / w.sum()
+
+    @classmethod
+    def preset(cls, name: str, seed: int = 0) -> "GroundTruth":
+        """A published toy with a feature hierarchy (`PRESETS`: chanin_absorption,
+        matryoshka_tree, tree_64)."""
+        if name not in PRESETS:
+            _fail("name", f"one of {', '.join(map(repr, PRESETS))} (GroundTruth.preset)", name)
+        return cls(seed=seed, **PRESETS[name])
 
     def _directions(self, stream: int, width: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, stream])
         d = rng.normal(size=(self.n_features, width))
+        if self.orthogonal and width >= self.n_features:
+            q, r = np.linalg.qr(d.T)  # (width, n) orthonormal columns; signs fixed by r
+            return (q * np.sign(np.diag(r))).T.astype(np.float32)
         return (d / np.linalg.norm(d, axis=1, keepdims=True)).astype(np.float32)
 
     @functools.cached_property
@@ -118,6 +285,8 @@ class GroundTruth:
 
     def coefficients(self, key: jax.Array, batch_size: int) -> jax.Array:
         """(batch, n_features) sparse coefficients c."""
+        if self.is_tree:
+            return self._tree_coefficients(key, batch_size)
         gate_key, magnitude_key, factor_key = jax.random.split(key, 3)
         p = jnp.asarray(self.probabilities, jnp.float32)
         if self.correlation > 0:
@@ -132,6 +301,33 @@ class GroundTruth:
         closest = jax.nn.one_hot(jnp.argmin(u / p, axis=-1), self.n_features, dtype=bool)
         active = active | (closest & ~jnp.any(active, axis=-1, keepdims=True))
         return jnp.where(active, jax.random.uniform(magnitude_key, u.shape), 0.0)
+
+    def _tree_coefficients(self, key: jax.Array, batch_size: int) -> jax.Array:
+        """Roots fire with their probability, then each level's children given their parents
+        (one uniform per (sample, parent) picks among exclusive children)."""
+        gate_key, pick_key, magnitude_key = jax.random.split(key, 3)
+        n = self.n_features
+        shape = (batch_size, n)
+        p = jnp.asarray(self.feature_probabilities, jnp.float32)
+        parents = np.asarray(self.feature_parents)
+        has_parent = parents >= 0
+        own = jnp.asarray(np.where(has_parent, parents, np.arange(n)))
+        fires = jax.random.uniform(gate_key, shape) < p
+        if self.exclusive_children:
+            # child j fires when its parent's pick uniform falls in [lo_j, lo_j + p_j)
+            lo = np.zeros(n)
+            for children in self._children().values():
+                lo[children] = np.concatenate([[0.0], np.cumsum(
+                    [self.feature_probabilities[c] for c in children])[:-1]])
+            pick = jax.random.uniform(pick_key, shape)[:, own]
+            fires = jnp.where(has_parent, (pick >= lo) & (pick < lo + p), fires)
+        magnitude = jax.random.uniform(magnitude_key, shape)
+        active = fires & ~has_parent
+        for _ in range(int(self._depths().max())):  # one level further down each pass
+            active = fires & (~has_parent | active[:, own])
+            if self.tie_parent_magnitude:
+                magnitude = jnp.where(has_parent, magnitude[:, own], magnitude)
+        return jnp.where(active, magnitude, 0.0)
 
     def sample(self, key: jax.Array, batch_size: int):
         """A batch: x (batch, d_in), or (x, y) with y (batch, d_out) when d_out is set."""
@@ -150,11 +346,17 @@ class GroundTruth:
         return ()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "ground_truth", **dataclasses.asdict(self)}
+        # The tree fields only where set, so that sweeps described before trees existed resume.
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in TREE_FIELDS or getattr(self, f.name) != f.default}
+        return {"kind": "ground_truth", **fields}
 
     def variables(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
-        """The true dictionary (and output dictionary), stored beside the trained SAEs."""
+        """The true dictionary (and output dictionary, and a tree's parents), stored beside the
+        trained SAEs."""
         out = {"dictionary": (("feature", "d_in"), self.dictionary)}
+        if self.is_tree:
+            out["parents"] = (("feature",), self.parents)
         if self.d_out is not None:
             out["output_dictionary"] = (("feature", "d_out"), self.output_dictionary)
         return out
