@@ -23,6 +23,7 @@ SAEs, a pandas table) and `random_baseline` (a float).
 - `dynamics`: direction drift and formation step over training snapshots.
 """
 
+from toymodels.analysis.absorption import absorption, absorption_from_acts, match_latents
 from toymodels.analysis.dimensionality import (
     capacity,
     dimensions_per_feature,
@@ -83,6 +84,9 @@ from toymodels.analysis.universality import (
 )
 
 __all__ = [
+    "absorption",
+    "absorption_from_acts",
+    "match_latents",
     "DENSITY_BINS",
     "FRACTION_LINES",
     "POLYTOPES",
