@@ -3,17 +3,12 @@ its files from a local Hugging Face cache the test writes (HF_HUB_OFFLINE=1), re
 random GPT-2 saved as a folder (no download). The commands print what the Python API computes."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
-from safetensors.numpy import save_file
 
 from extras import require  # tests/extras.py
+from hub_cache import pre6_release_files, run_offline, snapshot  # tests/hub_cache.py
 
 require("torch", "lm")
 require("sae_lens", "interop")
@@ -21,9 +16,7 @@ require("transformer_lens", "interop")
 
 from lm_models import tiny_model, tiny_tokenizer  # noqa: E402  (tests/lm_models.py)
 
-ROOT = Path(__file__).resolve().parent.parent
 RELEASE, SAE_ID = "gpt2-small-res-jb", "blocks.1.hook_resid_pre"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 PROMPT = "I was thrilled when the train arrived early in Paris."
 
 
@@ -33,29 +26,14 @@ def setup(tmp_path_factory):
     tokenizer = tiny_tokenizer()
     tiny_model("gpt2", len(tokenizer)).save_pretrained(root / "gpt2")  # d_model 32, 3 blocks
     tokenizer.save_pretrained(root / "gpt2")
-    repo = root / "hub" / "models--jbloom--GPT2-Small-SAEs-Reformatted"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(COMMIT)
-    folder = repo / "snapshots" / COMMIT / SAE_ID
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    (folder / "cfg.json").write_text(json.dumps({  # a pre-6.0 config, as the release's are
-        "model_name": "gpt2-small", "hook_point": SAE_ID, "d_in": 32, "d_sae": 64,
-        "context_size": 128, "dtype": "torch.float32", "apply_b_dec_to_input": True}))
-    save_file({"W_enc": rng.normal(size=(32, 64)).astype(np.float32),
-               "b_enc": np.zeros(64, np.float32),
-               "W_dec": rng.normal(size=(64, 32)).astype(np.float32),
-               "b_dec": np.zeros(32, np.float32)}, str(folder / "sae_weights.safetensors"))
+    # a pre-6.0 release folder, as gpt2-small-res-jb's are, at the tiny model's width
+    pre6_release_files(snapshot(root / "hub", "jbloom/GPT2-Small-SAEs-Reformatted") / SAE_ID,
+                       d_in=32, d_sae=64, sparsity=False)
     return root
 
 
 def _run(code: str, root: Path) -> str:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hub"),
-           "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=root,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
+    return run_offline(code, root / "hub", cwd=root)
 
 
 def test_top_features_and_contrast_by_release_name(setup):
