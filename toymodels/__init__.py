@@ -18,7 +18,7 @@ from toymodels.sae import SAE, SAEConfig  # noqa: E402
 from toymodels.sources import GroundTruth, ToyActivations  # noqa: E402
 from toymodels.store import load_results  # noqa: E402
 from toymodels.sweep import sweep  # noqa: E402
-from toymodels.train import Swept  # noqa: E402
+from toymodels.train import Swept, training_set  # noqa: E402
 from toymodels.trainers import make_trainer  # noqa: E402
 from toymodels.widths import split_widths  # noqa: E402
 
@@ -39,4 +39,5 @@ __all__ = [
     "sparsify",
     "split_widths",
     "sweep",
+    "training_set",
 ]

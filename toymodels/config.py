@@ -166,6 +166,19 @@ class ToyModelConfig:
         0.0, "jermyn kinds: b_in ← b_in (1 − bias_decay · lr) after each step of the first half of "
         "training (their decay; lr the peak rate), ≥ 0"
     )
+    dataset_size: int | None = static(
+        None, "T: train on a fixed dataset of T ≥ 1 samples, drawn once per seed, full batch unless "
+        "TrainConfig.batch_size sets minibatches (Henighan et al. 2023); None: a fresh batch every "
+        "step (TMS). A grid key: one compiled sub-sweep per value"
+    )
+    test_size: int = static(
+        10_000, "with a dataset_size: the fresh samples (one fixed set per seed) that test_loss is "
+        "measured on at every log point, ≥ 1"
+    )
+    unit_norm_inputs: bool = static(
+        False, "scale every sample x to unit norm (Henighan et al.'s preprocessing; an all-zero "
+        "sample stays 0); the target is the scaled x. TMS kinds only"
+    )
 
     #: how a TMS toy model trains where TrainConfig leaves it to the recipe: the TMS notebook's
     #: torch.optim.AdamW(lr=1e-3), weight decay 0.01 on every parameter, no gradient clipping.
@@ -183,14 +196,16 @@ class ToyModelConfig:
     renamed_fields: ClassVar[dict[str, str]] = {}  # {earlier name: current name}: none yet
     @property
     def train_recipe(self) -> dict[str, Any]:
-        """How this kind trains where TrainConfig leaves it to the recipe (`TrainConfig.resolved`)."""
-        return self.jermyn_recipe if self.is_jermyn else self.tms_recipe
+        """How this kind trains where TrainConfig leaves it to the recipe (`TrainConfig.resolved`):
+        its optimizer, and batches of DEFAULT_BATCH_SIZE, or full batch on a finite dataset."""
+        recipe = self.jermyn_recipe if self.is_jermyn else self.tms_recipe
+        return recipe | {"batch_size": self.dataset_size or DEFAULT_BATCH_SIZE}
 
     @property
     def static_grid_fields(self) -> tuple[str, ...]:
-        """Static fields a grid may still sweep, one compiled sweep per value: the jermyn kinds'
-        width k (`d_hidden`); none for the TMS kinds."""
-        return ("d_hidden",) if self.is_jermyn else ()
+        """Static fields a grid may still sweep, one compiled sweep per value: `dataset_size`,
+        and the jermyn kinds' width k (`d_hidden`)."""
+        return ("dataset_size", "d_hidden") if self.is_jermyn else ("dataset_size",)
 
     @property
     def is_jermyn(self) -> bool:
@@ -242,6 +257,11 @@ class ToyModelConfig:
             _check_float("extra_importance", self.extra_importance, 0.0, math.inf, high_open=True)
         if self.init_std is not None:
             _check_float("init_std", self.init_std, 0.0, math.inf, high_open=True)
+        if self.dataset_size is not None:
+            _check_int("dataset_size", self.dataset_size, 1)
+        _check_int("test_size", self.test_size, 1)
+        if not isinstance(self.unit_norm_inputs, (bool, np.bool_)):
+            _fail("unit_norm_inputs", "True or False", self.unit_norm_inputs)
         self._check_jermyn_fields()
 
     def _check_jermyn_fields(self) -> None:
@@ -257,11 +277,12 @@ class ToyModelConfig:
                       f"{self.n_features}]", None)
             _check_int("d_embed", self.d_embed, 1, self.n_features)
             tms_only = {"importance_decay": 1.0, "importance": None, "extra_importance": None,
-                        "init_std": None}
+                        "init_std": None, "unit_norm_inputs": False}
             for name, default in tms_only.items():
                 if getattr(self, name) != default:
                     _fail(name, f"{default!r} for kind={self.kind!r} (the jermyn loss has no "
-                          "importance; their init is torch's nn.Linear)", getattr(self, name))
+                          "importance; their init is torch's nn.Linear; their inputs are not "
+                          "rescaled)", getattr(self, name))
         else:
             jermyn_only = {"d_embed": None, "activation": "relu", "embedding_seed": 0,
                            "l1_coefficient": 0.0, "init_bias": 0.0, "bias_decay": 0.0}
@@ -337,7 +358,10 @@ class TrainConfig:
     """
 
     steps: int = static(10_000, "optimizer steps (≥ 1)")
-    batch_size: int = static(1024, "samples per step (≥ 1)")
+    batch_size: int | None = static(
+        None, "samples per step (≥ 1); on a finite dataset, the minibatch (≤ dataset_size, a fresh "
+        "permutation per epoch); None: the recipe: 1024, or the whole dataset (full batch)"
+    )
     optimizer: Optimizer | None = static(
         None, "adamw (torch.optim.AdamW), adam, sgd, or lamb (torch_optimizer.Lamb, as Jermyn et "
         "al.); None: the recipe of what is trained (jermyn kinds: lamb)"
@@ -388,7 +412,8 @@ class TrainConfig:
 
     def __post_init__(self):
         _check_int("steps", self.steps, 1)
-        _check_int("batch_size", self.batch_size, 1)
+        if self.batch_size is not None:
+            _check_int("batch_size", self.batch_size, 1)
         if self.optimizer is not None:
             _check_literal("optimizer", self.optimizer, Optimizer.__args__)
         _check_float("lr", self.lr, 0.0, math.inf, low_open=True, high_open=True)
@@ -428,6 +453,15 @@ class TrainConfig:
         """The step count at the end of each logged interval, shape (steps // log_every,)."""
         return np.arange(1, self.steps // self.log_every + 1) * self.log_every
 
+    @classmethod
+    def henighan2023(cls, steps: int = 50_000, **overrides) -> "TrainConfig":
+        """Henighan et al. (2023)'s training on a finite dataset: AdamW, lr 1e-3 reached by a
+        linear warm-up over 2,500 steps (or over `steps` when shorter), then cosine decay to 0,
+        weight decay 1e-2, full batch; 50,000 steps in the paper."""
+        base = dict(steps=steps, optimizer="adamw", lr=1e-3, weight_decay=1e-2,
+                    schedule="warmup_cosine", warmup_steps=min(2_500, steps))
+        return cls(**(base | overrides))
+
     def resolved(self, recipe: dict[str, Any]) -> "TrainConfig":
         """A copy with every field left at None filled in from `recipe` (a `train_recipe`), and
         `eps` from the optimizer's own default."""
@@ -438,6 +472,8 @@ class TrainConfig:
         return dataclasses.replace(self, **fill) if fill else self
 
 
+#: samples per step when neither TrainConfig nor a finite dataset sets it (the TMS notebook's 1024).
+DEFAULT_BATCH_SIZE = 1024
 #: TrainConfig's log_every where it divides steps (the TMS notebook logs every 100 steps).
 DEFAULT_LOG_EVERY = 100
 

@@ -43,3 +43,11 @@ def use_host_devices() -> None:
         log.warning("JAX's CPU backend was already initialised before `import toymodels`: "
                     "it keeps %d CPU device(s). Import toymodels first to shard over cores.",
                     jax.local_device_count("cpu") if jax.default_backend() == "cpu" else 1)
+
+
+def memory_bytes(device) -> int:
+    """The memory one device may use: an accelerator's limit, or a CPU host's physical memory."""
+    try:
+        return int(device.memory_stats()["bytes_limit"])
+    except Exception:  # memory_stats is optional in the PJRT API, and absent on CPUs
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

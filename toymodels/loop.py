@@ -4,7 +4,10 @@ Generic over the trainer (see `toymodels.trainable`) and over how its data arriv
 
 - `Streams`: drawn inside the compiled program. Each distinct seed of the block is one stream,
   drawn once per step by the trainer's `source`; every model reads the stream of its seed and
-  makes its own batch from it. A model's data thus depends only on its seed and the step.
+  makes its own batch from it. A model's data thus depends only on its seed and the step. A
+  finite dataset (`toymodels.finite.FiniteDataset`) draws its T samples once per stream, before
+  the scan, and each step takes all of them or a minibatch; its fixed test set is scored at every
+  log point (`test_loss`).
 - `HostBatches`: a segment's batches handed in from the host, shared by every model of the block.
 
 `init` and `run` are pure and shape-static, so the sweep engine jits them once per chunk layout
@@ -21,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
+from toymodels.finite import FiniteDataset
 from toymodels.trainable import Trainer, TrainState, stream_keys
 
 __all__ = ["HostBatches", "Streams", "init", "outputs", "run"]
@@ -41,14 +45,37 @@ class Streams(NamedTuple):
     def batches(self, trainer: Trainer, swept: Any) -> tuple[BatchAt, int]:
         """(t -> every model's batch at step t, the batch's model axis)."""
         source, batch_size = trainer.source, trainer.train_config.batch_size
-        keys = jax.vmap(lambda s: stream_keys(s)[1])(self.seeds)
+        keys = self.data_keys()
+        if isinstance(source, FiniteDataset):
+            train_draws = jax.vmap(lambda k: source.draws(k)[0])(keys)  # once, outside the scan
+
+            def draw(k, t, d):
+                return source.minibatch(d, k, t, batch_size)
+        else:
+            train_draws = keys
+
+            def draw(k, t, _):
+                return source.draw(jax.random.fold_in(k, t), batch_size)
 
         def at(t):
-            raw = jax.vmap(lambda k: source.draw(jax.random.fold_in(k, t), batch_size))(keys)
+            raw = jax.vmap(draw, in_axes=(0, None, 0))(keys, t, train_draws)
             raw = jax.tree.map(lambda r: r[self.index], raw)
             return jax.vmap(source.batch)(raw, swept)
 
         return at, 0
+
+    def data_keys(self) -> jax.Array:
+        """(stream,) each stream's data key."""
+        return jax.vmap(lambda s: stream_keys(s)[1])(self.seeds)
+
+    def test_batch(self, trainer: Trainer, swept: Any) -> tuple[Any, int] | None:
+        """Every model's batch of its stream's fixed test set; None without a finite dataset."""
+        source = trainer.source
+        if not isinstance(source, FiniteDataset):
+            return None
+        raw = jax.vmap(lambda k: source.draws(k)[1])(self.data_keys())
+        raw = jax.tree.map(lambda r: r[self.index], raw)
+        return jax.vmap(source.batch)(raw, swept), 0
 
     def first_batch(self, trainer: Trainer, swept: Any) -> tuple[Any, int]:
         """The batch `init` sees: the streams' draws at step `steps`, which no step trains on."""
@@ -71,6 +98,9 @@ class HostBatches(NamedTuple):
 
     def first_batch(self, trainer: Trainer, swept: Any) -> tuple[Any, None]:  # noqa: ARG002
         return jax.tree.map(lambda a: a[0], self.data), None
+
+    def test_batch(self, trainer: Trainer, swept: Any) -> None:  # noqa: ARG002
+        return None  # host data has no held-out set of its own
 
 
 def _record(snapshot_steps: np.ndarray, snapshots, params, step):
@@ -107,12 +137,14 @@ def run(trainer: Trainer, state: TrainState, swept: Any, feed: Streams | HostBat
 
     Returns:
       The state after n_logs · log_every steps, and {metric: (model, n_logs)} the mean of each
-      of the step's metrics (the loss, …) over each interval.
+      of the step's metrics (the loss, …) over each interval; with a finite dataset also
+      `test_loss`, the loss on its fixed test set at the end of each interval.
     """
     log_every = trainer.train_config.log_every
     snapshot_steps = np.asarray(trainer.train_config.snapshot_steps, np.int32)
     batch_at, axis = feed.batches(trainer, swept)
     step = jax.vmap(trainer.step, in_axes=(0, 0, axis, None))
+    test = feed.test_batch(trainer, swept)
 
     def one_step(state, t):
         return step(state, swept, batch_at(t), t)
@@ -123,7 +155,11 @@ def run(trainer: Trainer, state: TrainState, swept: Any, feed: Streams | HostBat
             record = jax.vmap(_record, in_axes=(None, 0, 0, None))
             state = state._replace(
                 snapshots=record(snapshot_steps, state.snapshots, state.params, t0 + log_every))
-        return state, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+        metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+        if test is not None:
+            loss = jax.vmap(trainer.loss, in_axes=(0, 0, test[1]))
+            metrics["test_loss"] = loss(state.params, swept, test[0])
+        return state, metrics
 
     starts = start_step + log_every * jnp.arange(n_logs)
     state, history = jax.lax.scan(one_interval, state, starts)

@@ -25,6 +25,8 @@ from flax import nnx
 from toymodels import loop
 from toymodels.config import ToyModelConfig, TrainConfig
 from toymodels.data import FeatureLayout, features_from_uniform
+from toymodels.devices import memory_bytes
+from toymodels.finite import FiniteDataset, dataset_bytes
 from toymodels.models import MODELS, EmbeddedMLP, ToyModel
 from toymodels.optim import make_optimizer
 from toymodels.trainable import TrainState, stream_keys
@@ -67,12 +69,17 @@ class ToyFeatures:
 
     layout: FeatureLayout
     signed: bool
+    unit_norm: bool = False  # scale each sample to unit norm (Henighan et al.'s preprocessing)
 
     def draw(self, key, batch_size: int) -> jax.Array:
         return jax.random.uniform(key, (len(self.layout.gate), batch_size))
 
     def batch(self, u: jax.Array, swept) -> jax.Array:
-        return features_from_uniform(u, swept.feature_probability, self.layout, self.signed)
+        x = features_from_uniform(u, swept.feature_probability, self.layout, self.signed)
+        if self.unit_norm:
+            norm = jnp.sqrt(jnp.sum(x * x, axis=0, keepdims=True))
+            x = x / jnp.where(norm > 0, norm, 1.0)
+        return x
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,10 +94,16 @@ class Trainer:
         return MODELS[self.model.kind]
 
     @functools.cached_property
-    def source(self) -> ToyFeatures:
+    def source(self) -> ToyFeatures | FiniteDataset:
         m = self.model
         layout = FeatureLayout.make(m.n_features, m.n_correlated_pairs, m.n_anticorrelated_pairs)
-        return ToyFeatures(layout, self.module.signed_inputs)
+        return self.finite(ToyFeatures(layout, self.module.signed_inputs, m.unit_norm_inputs))
+
+    def finite(self, stream):
+        """The model's stream, or its fixed dataset when it trains on one (`dataset_size`)."""
+        m = self.model
+        return stream if m.dataset_size is None else FiniteDataset(stream, m.dataset_size,
+                                                                   m.test_size)
 
     @functools.cached_property
     def graphdef(self):
@@ -153,6 +166,16 @@ class Trainer:
 
     def check_results(self, results) -> list[str]:  # noqa: ARG002 (nothing to warn of yet)
         return []
+
+    def training_set(self, swept: Swept) -> Any:
+        """The fixed training set a model with these swept values trains on, sample-major:
+        (dataset_size, n_features) for the TMS kinds (an `Example` of such arrays for the jermyn
+        kinds): exactly what its steps see, drawn from its seed's stream."""
+        if not isinstance(self.source, FiniteDataset):
+            raise ValueError("the model has no fixed training set: set dataset_size")
+        draws = self.source.draws(stream_keys(jnp.int32(swept.seed))[1])[0]
+        batch = self.source.batch(draws, jax.tree.map(jnp.asarray, swept))
+        return jax.tree.map(lambda a: np.asarray(a).T, batch)
 
     def train(self, swept: Swept) -> tuple[dict, jax.Array, Any]:
         """Train one model from scratch: (params, (n_logs,) loss history, snapshots), as dicts."""
@@ -249,12 +272,12 @@ class JermynTrainer(Trainer):
     """
 
     @functools.cached_property
-    def source(self) -> EmbeddedFeatures:
+    def source(self) -> EmbeddedFeatures | FiniteDataset:
         m = self.model
         layout = FeatureLayout.make(m.n_features, m.n_correlated_pairs, m.n_anticorrelated_pairs)
         embeddings = m.embeddings()
         target = embeddings[1] if m.kind == "jermyn_random_projection" else None
-        return EmbeddedFeatures(layout, embeddings[0], target, m.kind == "jermyn_abs")
+        return self.finite(EmbeddedFeatures(layout, embeddings[0], target, m.kind == "jermyn_abs"))
 
     @property
     def d_out(self) -> int:
@@ -313,9 +336,44 @@ def decay_bias(params, factor: jax.Array):
 
 
 def make_trainer(model: ToyModelConfig, train: TrainConfig) -> Trainer:
-    """The trainer for the static part of (model, train); swept fields are ignored here."""
+    """The trainer for the static part of (model, train); swept fields are ignored here.
+
+    Raises ValueError when a finite dataset's minibatch is larger than the dataset, or when the
+    dataset and one model's step would not fit in the default device's memory."""
     train = train.resolved(model.train_recipe)
+    if model.dataset_size is not None:
+        _check_dataset(model, train)
     return _cached_trainer(static_only(model), static_only(train))
+
+
+def _check_dataset(model: ToyModelConfig, train: TrainConfig) -> None:
+    size = model.dataset_size
+    if train.batch_size > size:
+        raise ValueError(f"batch_size must be at most dataset_size={size} (a minibatch of the "
+                         f"fixed dataset; None: full batch); got {train.batch_size}")
+    values = model.n_features * (2 if model.kind == "jermyn_abs" else 1)
+    need = dataset_bytes(max(values, model.d_hidden), size, model.test_size, train.batch_size)
+    have = memory_bytes(jax.devices()[0])
+    if need > have:
+        raise ValueError(
+            f"dataset_size={size} needs about {need / 2**30:.1f} GiB at batch_size="
+            f"{train.batch_size} (its {size} × {values} draws, the test set of test_size="
+            f"{model.test_size} and one model's activations), more than the "
+            f"{have / 2**30:.1f} GiB of {jax.devices()[0].platform} memory; lower dataset_size, "
+            "test_size or batch_size")
+
+
+def training_set(model: ToyModelConfig, seed: int = 0) -> np.ndarray:
+    """The fixed training set of a model with a `dataset_size`, as it trains on it:
+    (dataset_size, n_features), gated by its feature probabilities and scaled as
+    `unit_norm_inputs` says, drawn from the stream of `seed` (`TrainConfig.seed`). The hidden
+    vectors of the training points are `training_set(model, seed) @ W`."""
+    if model.dataset_size is None:
+        raise ValueError("dataset_size must be set for a model to have a fixed training set")
+    if model.is_jermyn:
+        raise ValueError(f"training_set gives the TMS kinds' inputs; got kind={model.kind!r}")
+    train = TrainConfig(seed=seed)
+    return make_trainer(model, train).training_set(Swept.from_configs(model, train))
 
 
 def static_only(cfg):
@@ -333,4 +391,4 @@ def _cached_trainer(model: ToyModelConfig, train: TrainConfig) -> Trainer:
 
 
 __all__ = ["EmbeddedFeatures", "Example", "JermynSwept", "JermynTrainer", "Swept", "ToyFeatures",
-           "Trainer", "decay_bias", "make_trainer", "static_only"]
+           "Trainer", "decay_bias", "make_trainer", "static_only", "training_set"]

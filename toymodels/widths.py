@@ -32,6 +32,8 @@ def grid_values(name: str, values: Any) -> list:
         raise ValueError(f"grid[{name!r}] must be a sequence of values; got {values!r}")
     if len(values) == 0:
         raise ValueError(f"grid[{name!r}] is empty; give at least one value")
+    if any(v is None for v in values):
+        raise ValueError(f"grid[{name!r}] holds None; sweep over values, or leave the field out")
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 

@@ -21,6 +21,8 @@ SAEs, a pandas table) and `random_baseline` (a float).
   random baseline.
 - `splitting`: which latents of a wider SAE split a latent of a narrower one.
 - `dynamics`: direction drift and formation step over training snapshots.
+- `memorization`: datapoint dimensionality D_X,i on a finite dataset, the share of the hidden
+  space taken by features or by datapoints, the weight norm (Henighan et al. 2023).
 """
 
 from toymodels.analysis.absorption import absorption, absorption_from_acts, match_latents
@@ -44,6 +46,11 @@ from toymodels.analysis.geometry import (
     polytope_counts,
     polytope_groups,
     polytope_vertices,
+)
+from toymodels.analysis.memorization import (
+    datapoint_dimensionality,
+    hidden_space_fraction,
+    weight_norm,
 )
 from toymodels.analysis.interference import interference, net_interference, polysemanticity
 from toymodels.analysis.neurons import (
@@ -87,6 +94,9 @@ __all__ = [
     "absorption",
     "absorption_from_acts",
     "match_latents",
+    "datapoint_dimensionality",
+    "hidden_space_fraction",
+    "weight_norm",
     "DENSITY_BINS",
     "FRACTION_LINES",
     "POLYTOPES",

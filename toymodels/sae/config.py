@@ -214,7 +214,7 @@ class SAEConfig:
     #: SAELens's training recipe where TrainConfig leaves it open: Adam, no weight decay,
     #: gradients clipped to global norm 1.
     train_recipe: ClassVar[dict[str, Any]] = {
-        "optimizer": "adam", "weight_decay": 0.0, "max_grad_norm": 1.0,
+        "optimizer": "adam", "weight_decay": 0.0, "max_grad_norm": 1.0, "batch_size": 1024,
     }
     describe_as: ClassVar[str] = "sae"
     vector_fields: ClassVar[dict[str, str]] = {}
