@@ -14,7 +14,8 @@ SAEs, a pandas table) and `random_baseline` (a float).
   the neuron-aligned solution of `hidden_relu` and its exact loss.
 - `embedded`: one-hot responses through a fixed input embedding (Jermyn et al.'s models).
 - `geometry`: named fractions of D_i and the polytopes features form.
-- `recovery`: max cosine, MMCS, MCC and the fraction recovered against known directions.
+- `recovery`: max cosine, MMCS, MCC and the fraction recovered against known directions, and
+  the one-to-one match of true features to latents.
 - `reconstruction`: an SAE's MSE, explained variance (about the mean) and shrinkage.
 - `sparsity`: L0, latent density, dead and dense latents, the density histogram.
 - `universality`: decoder and activation similarity between SAEs, all pairs at once, and their
@@ -23,7 +24,12 @@ SAEs, a pandas table) and `random_baseline` (a float).
 - `dynamics`: direction drift and formation step over training snapshots.
 """
 
-from toymodels.analysis.absorption import absorption, absorption_from_acts, match_latents
+from toymodels.analysis.absorption import (
+    absorption,
+    absorption_direction,
+    absorption_directions,
+    absorption_from_acts,
+)
 from toymodels.analysis.dimensionality import (
     capacity,
     dimensions_per_feature,
@@ -62,7 +68,7 @@ from toymodels.analysis.reconstruction import (
     mse,
     relative_reconstruction_bias,
 )
-from toymodels.analysis.recovery import fraction_recovered, max_cosine, mcc, mmcs
+from toymodels.analysis.recovery import fraction_recovered, match_latents, max_cosine, mcc, mmcs
 from toymodels.analysis.sparsity import (
     DENSITY_BINS,
     dead_fraction,
@@ -85,6 +91,8 @@ from toymodels.analysis.universality import (
 
 __all__ = [
     "absorption",
+    "absorption_direction",
+    "absorption_directions",
     "absorption_from_acts",
     "match_latents",
     "DENSITY_BINS",
