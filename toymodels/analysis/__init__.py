@@ -20,6 +20,8 @@ SAEs, a pandas table) and `random_baseline` (a float).
 - `sparsity`: L0, latent density, dead and dense latents, the density histogram.
 - `universality`: decoder and activation similarity between SAEs, all pairs at once, and their
   random baseline.
+- `hedging`: how far a feature's latent's decoder spreads over its tree relatives and the
+  other features (Chanin et al. 2025).
 - `splitting`: which latents of a wider SAE split a latent of a narrower one.
 - `dynamics`: direction drift and formation step over training snapshots.
 """
@@ -51,6 +53,7 @@ from toymodels.analysis.geometry import (
     polytope_groups,
     polytope_vertices,
 )
+from toymodels.analysis.hedging import Hedging, hedging, hedging_from_weights, tree_relatives
 from toymodels.analysis.interference import interference, net_interference, polysemanticity
 from toymodels.analysis.neurons import (
     aligned_loss,
@@ -120,6 +123,9 @@ __all__ = [
     "fraction_line_counts",
     "fraction_of_variance_unexplained",
     "fraction_recovered",
+    "Hedging",
+    "hedging",
+    "hedging_from_weights",
     "interference",
     "l0",
     "l2_ratio",
@@ -147,4 +153,5 @@ __all__ = [
     "random_baseline",
     "relative_reconstruction_bias",
     "represented_features",
+    "tree_relatives",
 ]
