@@ -23,6 +23,8 @@ SAEs, a pandas table) and `random_baseline` (a float).
 - `hedging`: how far a feature's latent's decoder spreads over its tree relatives and the
   other features (Chanin et al. 2025).
 - `splitting`: which latents of a wider SAE split a latent of a narrower one.
+- `stitching`: a wider SAE's novel latents, added one at a time to a narrower SAE (Leask et
+  al. 2024), and the (L0, MSE) curve between the two.
 - `dynamics`: direction drift and formation step over training snapshots.
 """
 
@@ -83,6 +85,13 @@ from toymodels.analysis.sparsity import (
     latent_density,
 )
 from toymodels.analysis.splitting import feature_splits
+from toymodels.analysis.stitching import (
+    NOVELTY_THRESHOLD,
+    novel_features,
+    novel_latents,
+    stitch,
+    stitch_curve,
+)
 from toymodels.analysis.universality import (
     matched_similarity,
     max_activation_correlation,
@@ -141,6 +150,9 @@ __all__ = [
     "mse",
     "n_monosemantic",
     "n_represented",
+    "NOVELTY_THRESHOLD",
+    "novel_features",
+    "novel_latents",
     "nearest_fraction",
     "net_interference",
     "neuron_monosemanticity",
@@ -153,5 +165,7 @@ __all__ = [
     "random_baseline",
     "relative_reconstruction_bias",
     "represented_features",
+    "stitch",
+    "stitch_curve",
     "tree_relatives",
 ]
