@@ -26,13 +26,13 @@ def tied(features, order=None):
                         "b_dec": np.zeros(TRUTH.d_in)})
 
 
-def random_sae(architecture, d_sae, seed, d_in=TRUTH.d_in):
+def random_sae(architecture, d_sae, seed, d_in=TRUTH.d_in, d_out=None):
     rng = np.random.default_rng(seed)
     k = 2 if architecture in ("topk", "batchtopk", "matryoshka_batchtopk") else None
     widths = (1, d_sae) if architecture == "matryoshka_batchtopk" else None
     cfg = tm.SAEConfig(d_in=d_in, d_sae=d_sae, architecture=architecture, k=k,
-                       matryoshka_widths=widths)
-    sizes = {"d_in": d_in, "latent": d_sae, "d_out": d_in}
+                       matryoshka_widths=widths, d_out=d_out)
+    sizes = {"d_in": d_in, "latent": d_sae, "d_out": d_out}
     params = {name: rng.normal(scale=0.3, size=[sizes[d] for d in dims])
               for name, dims in arch.param_dims(cfg).items()}
     if "threshold" in params:
@@ -130,3 +130,14 @@ def test_a_batchtopk_pair_stitches_to_the_jumprelu_it_infers_as():
     assert member.architecture == "jumprelu" and member.config.k is None
     np.testing.assert_allclose(np.asarray(member.encode(X[:200]))[:, :3], narrow.encode(X[:200]),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_a_transcoders_curve_is_measured_against_its_target():
+    narrow, wide = random_sae("standard", 3, 4, d_out=5), random_sae("standard", 6, 5, d_out=5)
+    y = np.random.default_rng(0).normal(size=(len(X), 5))
+    curve = stitch_curve(narrow, wide, X, threshold=0.9, target=y)
+    last = stitch(narrow, wide, curve.novel.values)
+    np.testing.assert_allclose(curve.mse[-1], tm.analysis.mse(y, last(X)), rtol=1e-4)
+    np.testing.assert_allclose(curve.mse[0], tm.analysis.mse(y, narrow(X)), rtol=1e-4)
+    with pytest.raises(ValueError, match="target"):
+        stitch_curve(narrow, wide, X, target=y[:, :4])
