@@ -8,6 +8,12 @@ that run NumPy and SciPy on the host: `mcc` and `matched_similarity` (NumPy arra
 `pairwise_similarity` (all pairs among many SAEs, a DataArray), `feature_splits` (one pair of
 SAEs, a pandas table) and `random_baseline` (a float).
 
+The metrics against a known feature tree and stitching are defined for one SAE and run on the
+host (NumPy out; each needs a one-to-one match of features to latents): `match_latents`,
+`absorption_from_acts`, `absorption_directions`, `hedging_from_weights`, `novel_latents`,
+`stitch`, `stitch_curve` and `novel_features`; `absorption`, `absorption_direction` and
+`hedging` loop over every SAE of a sweep's Dataset and label the result by its grid.
+
 - `dimensionality`: D_i (= capacity C_i), D*, feature norms, represented features.
 - `interference`: Ŵ_i·W_j, polysemanticity, net interference.
 - `neurons`: one-hot neuron responses, monosemanticity (Jermyn et al.), features per neuron,
