@@ -8,24 +8,40 @@ that run NumPy and SciPy on the host: `mcc` and `matched_similarity` (NumPy arra
 `pairwise_similarity` (all pairs among many SAEs, a DataArray), `feature_splits` (one pair of
 SAEs, a pandas table) and `random_baseline` (a float).
 
+The metrics against a known feature tree and stitching are defined for one SAE and run on the
+host (NumPy out; each needs a one-to-one match of features to latents): `match_latents`,
+`absorption_from_acts`, `absorption_directions`, `hedging_from_weights`, `novel_latents`,
+`stitch`, `stitch_curve` and `novel_features`; `absorption`, `absorption_direction` and
+`hedging` loop over every SAE of a sweep's Dataset and label the result by its grid.
+
 - `dimensionality`: D_i (= capacity C_i), D*, feature norms, represented features.
 - `interference`: Ŵ_i·W_j, polysemanticity, net interference.
 - `neurons`: one-hot neuron responses, monosemanticity (Jermyn et al.), features per neuron,
   the neuron-aligned solution of `hidden_relu` and its exact loss.
 - `embedded`: one-hot responses through a fixed input embedding (Jermyn et al.'s models).
 - `geometry`: named fractions of D_i and the polytopes features form.
-- `recovery`: max cosine, MMCS, MCC and the fraction recovered against known directions.
+- `recovery`: max cosine, MMCS, MCC and the fraction recovered against known directions, and
+  the one-to-one match of true features to latents.
 - `reconstruction`: an SAE's MSE, explained variance (about the mean) and shrinkage.
 - `sparsity`: L0, latent density, dead and dense latents, the density histogram.
 - `universality`: decoder and activation similarity between SAEs, all pairs at once, and their
   random baseline.
+- `hedging`: how far a feature's latent's decoder spreads over its tree relatives and the
+  other features (Chanin et al. 2025).
 - `splitting`: which latents of a wider SAE split a latent of a narrower one.
+- `stitching`: a wider SAE's novel latents, added one at a time to a narrower SAE (Leask et
+  al. 2024), and the (L0, MSE) curve between the two.
 - `dynamics`: direction drift and formation step over training snapshots.
 - `memorization`: datapoint dimensionality D_X,i on a finite dataset, the share of the hidden
   space taken by features or by datapoints, the weight norm (Henighan et al. 2023).
 """
 
-from toymodels.analysis.absorption import absorption, absorption_from_acts, match_latents
+from toymodels.analysis.absorption import (
+    absorption,
+    absorption_direction,
+    absorption_directions,
+    absorption_from_acts,
+)
 from toymodels.analysis.dimensionality import (
     capacity,
     dimensions_per_feature,
@@ -47,6 +63,7 @@ from toymodels.analysis.geometry import (
     polytope_groups,
     polytope_vertices,
 )
+from toymodels.analysis.hedging import Hedging, hedging, hedging_from_weights, tree_relatives
 from toymodels.analysis.memorization import (
     datapoint_dimensionality,
     hidden_space_fraction,
@@ -69,7 +86,7 @@ from toymodels.analysis.reconstruction import (
     mse,
     relative_reconstruction_bias,
 )
-from toymodels.analysis.recovery import fraction_recovered, max_cosine, mcc, mmcs
+from toymodels.analysis.recovery import fraction_recovered, match_latents, max_cosine, mcc, mmcs
 from toymodels.analysis.sparsity import (
     DENSITY_BINS,
     dead_fraction,
@@ -81,6 +98,13 @@ from toymodels.analysis.sparsity import (
     latent_density,
 )
 from toymodels.analysis.splitting import feature_splits
+from toymodels.analysis.stitching import (
+    NOVELTY_THRESHOLD,
+    novel_features,
+    novel_latents,
+    stitch,
+    stitch_curve,
+)
 from toymodels.analysis.universality import (
     matched_similarity,
     max_activation_correlation,
@@ -92,6 +116,8 @@ from toymodels.analysis.universality import (
 
 __all__ = [
     "absorption",
+    "absorption_direction",
+    "absorption_directions",
     "absorption_from_acts",
     "match_latents",
     "datapoint_dimensionality",
@@ -122,6 +148,9 @@ __all__ = [
     "fraction_line_counts",
     "fraction_of_variance_unexplained",
     "fraction_recovered",
+    "Hedging",
+    "hedging",
+    "hedging_from_weights",
     "interference",
     "l0",
     "l2_ratio",
@@ -137,6 +166,9 @@ __all__ = [
     "mse",
     "n_monosemantic",
     "n_represented",
+    "NOVELTY_THRESHOLD",
+    "novel_features",
+    "novel_latents",
     "nearest_fraction",
     "net_interference",
     "neuron_monosemanticity",
@@ -149,4 +181,7 @@ __all__ = [
     "random_baseline",
     "relative_reconstruction_bias",
     "represented_features",
+    "stitch",
+    "stitch_curve",
+    "tree_relatives",
 ]

@@ -25,9 +25,9 @@ def datapoint_dimensionality(h):
     r"""Datapoint dimensionality D_X,i = ‖h_i‖² / Σ_j (ĥ_i · h_j)²   (Henighan et al. 2023).
 
     h_i = W x_i is training point i's hidden vector and ĥ_i = h_i / ‖h_i‖. The sum runs over
-    the whole training set, j = i included; it is computed as ĥ_iᵀ G ĥ_i with G = Σ_j h_j h_jᵀ
-    (d_hidden × d_hidden), so T points cost O(T d²), not O(T²). As for D_i: 0 < D_X,i ≤ 1,
-    Σ_i D_X,i ≤ d_hidden; T ≥ 3 points on a regular T-gon in a plane have D_X = 2/T each,
+    the whole training set, j = i included; it is computed as ‖R ĥ_i‖² with R the
+    (d_hidden × d_hidden) factor of h's QR decomposition, so T points cost O(T d²), not O(T²).
+    As for D_i: 0 < D_X,i ≤ 1, Σ_i D_X,i ≤ d_hidden; T ≥ 3 points on a regular T-gon in a plane have D_X = 2/T each,
     orthogonal points 1; a rotation and h → c h leave it unchanged. A point with ‖h_i‖ < 1e-6
     gets 0.
 
@@ -41,8 +41,10 @@ def datapoint_dimensionality(h):
     norms = norm(h)
     represented = norms >= NORM_FLOOR
     unit = h / jnp.where(represented, norms, 1.0)[..., None]
-    gram = jnp.swapaxes(h, -1, -2) @ h  # (..., hidden, hidden) Σ_j h_j h_jᵀ
-    denominator = jnp.einsum("...ia,...ab,...ib->...i", unit, gram, unit)
+    # Σ_j (ĥ_i · h_j)² = ‖H ĥ_i‖² = ‖R ĥ_i‖² for H = QR: a sum of squares from a backward-stable
+    # factor, where forming G = HᵀH in float32 would lose the small points against the large.
+    r = jnp.linalg.qr(h, mode="r")  # (..., min(sample, hidden), hidden)
+    denominator = jnp.sum((unit @ jnp.swapaxes(r, -1, -2)) ** 2, axis=-1)
     return jnp.where(represented, norms**2 / jnp.where(represented, denominator, 1.0), 0.0)
 
 

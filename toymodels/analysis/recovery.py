@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from toymodels.analysis._checks import check_in_range
 from toymodels.analysis._cosines import matched_cosines, max_cosines
 from toymodels.analysis._labeled import labeled
 
-__all__ = ["fraction_recovered", "max_cosine", "mcc", "mmcs"]
+__all__ = ["fraction_recovered", "match_latents", "max_cosine", "mcc", "mmcs"]
 
 
 def _max_cosine(learned, truth):
@@ -109,3 +111,28 @@ def fraction_recovered(learned, truth, threshold: float = 0.9):
     """
     check_in_range("fraction_recovered", "threshold", threshold, -1, 1, closed="left")
     return _fraction_recovered(learned, truth, threshold)
+
+
+def match_latents(W_dec, dictionary) -> np.ndarray:
+    """(n_features,) the latent matched one-to-one to each true feature (−1 when there are fewer
+    latents than features and it got none): the assignment maximising Σ |cos(W_dec,ℓ, d_i)|, the
+    match `mcc` scores. The metrics against a feature tree (absorption, hedging) read each
+    feature's latent from it.
+
+    Not jittable (SciPy on the host, for one SAE).
+
+    Args:
+      W_dec: (d_sae, d_in) the SAE's decoder, one latent per row.
+      dictionary: (n_features, d_in) the true directions.
+
+    Returns:
+      (n_features,) int64 latent indices.
+    """
+    W_dec, dictionary = np.asarray(W_dec, np.float64), np.asarray(dictionary, np.float64)
+    learned = W_dec / np.maximum(np.linalg.norm(W_dec, axis=-1, keepdims=True), 1e-12)
+    truth = dictionary / np.maximum(np.linalg.norm(dictionary, axis=-1, keepdims=True), 1e-12)
+    cos = np.abs(truth @ learned.T)  # (feature, latent)
+    rows, cols = linear_sum_assignment(-cos)
+    out = np.full(len(truth), -1, np.int64)
+    out[rows] = cols
+    return out
