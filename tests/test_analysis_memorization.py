@@ -1,5 +1,5 @@
-"""Properties of the datapoint dimensionality D_X,i, the hidden-space fractions and the weight
-norm (Henighan et al. 2023)."""
+"""Properties of the datapoint dimensionality D_X,i, the mean over represented vectors and the
+weight norm (Henighan et al. 2023)."""
 
 import numpy as np
 import xarray as xr
@@ -43,7 +43,8 @@ def test_regular_polygon_points_have_two_over_T(T, scale, phase):
     angles = phase + 2 * np.pi * np.arange(T) / T
     h = scale * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     np.testing.assert_allclose(A.datapoint_dimensionality(h), 2 / T, rtol=1e-4)
-    np.testing.assert_allclose(A.hidden_space_fraction(h), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(A.represented_dimensionality(h, threshold=0.5 * scale), 2 / T,
+                               rtol=1e-4)
 
 
 @given(st.integers(1, 6), st.integers(0, 2**16), st.floats(0.01, 100))
@@ -76,7 +77,10 @@ def test_zero_points_get_zero_and_labels_are_kept():
                         coords={"seed": [4, 5]})
     d = A.datapoint_dimensionality(grid)
     assert d.dims == ("seed", "sample") and d.seed.values.tolist() == [4, 5]
-    assert A.hidden_space_fraction(grid.rename(sample="vector")).dims == ("seed",)
+    mean = A.represented_dimensionality(grid.rename(sample="vector"), threshold=0.5)
+    assert mean.dims == ("seed",)
+    np.testing.assert_allclose(mean.values, [1.0, 1.0])  # the zero point does not count
+    assert np.isnan(A.represented_dimensionality(h, threshold=10.0))
 
 
 def test_weight_norm():

@@ -111,13 +111,15 @@ class ToyModelConfig:
     """
 
     n_features: int = static(5, "number of input features n (≥ 1)")
-    d_hidden: int = static(2, "width m of the bottleneck (≥ 1)")
+    d_hidden: int = static(
+        2, "width m of the bottleneck (≥ 1; the jermyn kinds' k); a grid key: one compiled "
+        "sub-sweep per value, narrower models padded with zero columns along `hidden`"
+    )
     kind: ModelKind = static(
         "relu_output",
         "relu_output: ReLU(x W Wᵀ + b); linear: x W Wᵀ + b; hidden_relu: ReLU(ReLU(x W) Wᵀ + b); "
         "abs: ReLU(ReLU(x W_in) W_out + b) trained to output |x|; jermyn_autoencoder, "
-        "jermyn_random_projection, jermyn_abs: σ(v U W_in + b_in) W_out, Jermyn et al.'s tasks; "
-        "`d_hidden` (their k) may be a grid key for these",
+        "jermyn_random_projection, jermyn_abs: σ(v U W_in + b_in) W_out, Jermyn et al.'s tasks",
     )
     n_correlated_pairs: int = static(
         0, "features (0,1), (2,3) … of the first pairs fire together or not at all"
@@ -203,9 +205,9 @@ class ToyModelConfig:
 
     @property
     def static_grid_fields(self) -> tuple[str, ...]:
-        """Static fields a grid may still sweep, one compiled sweep per value: `dataset_size`,
-        and the jermyn kinds' width k (`d_hidden`)."""
-        return ("dataset_size", "d_hidden") if self.is_jermyn else ("dataset_size",)
+        """Static fields a grid may still sweep, one compiled sweep per value: `dataset_size` and
+        the width `d_hidden` (m, or the jermyn kinds' k)."""
+        return ("dataset_size", "d_hidden")
 
     @property
     def is_jermyn(self) -> bool:

@@ -8,8 +8,8 @@ at once, so a resumed sweep retrains only unfinished chunks. A point's numbers d
 own values and seed, never on its neighbours, the chunk size, or the number of devices (up to
 float reassociation).
 
-Static fields that a config still lets the grid sweep (an SAE's `d_sae` and `k`, a jermyn model's
-`d_hidden`) run as one sub-sweep per combination of values, merged into one Dataset, padded to
+Static fields that a config still lets the grid sweep (an SAE's `d_sae` and `k`, a toy model's
+`d_hidden` and `dataset_size`) run as one sub-sweep per combination of values, merged into one Dataset, padded to
 the widest (`toymodels.widths`).
 """
 

@@ -1,5 +1,5 @@
-"""Merging the sub-sweeps of static grid keys (an SAE's `d_sae` and `k`, a jermyn model's
-`d_hidden`) into one Dataset, and splitting it again.
+"""Merging the sub-sweeps of static grid keys (an SAE's `d_sae` and `k`, a toy model's
+`d_hidden` and `dataset_size`) into one Dataset, and splitting it again.
 
 A grid key that fixes shapes (the number of latents) or the compiled program (top-k's k) cannot
 be an array inside one compiled program, so `tm.sweep` runs one sub-sweep per combination of
@@ -9,10 +9,10 @@ module knows nothing of how the parts were trained.
 Latent axes of different widths are stored in one Dataset, padded to the widest with zeros: a padded latent has a zero encoder column, decoder row and biases, so
 it never fires and reconstructs nothing — the narrow SAE's outputs are unchanged. `latent_mask`
 (d_sae, latent) marks the real latents, and `tm.SAE.from_results` drops the padding;
-`split_widths(ds)` gives one unpadded Dataset per width. A jermyn model's neurons (`d_hidden`)
-are padded the same way along `hidden`, marked by `hidden_mask`: a padded neuron has zero weights
-in and out and a zero bias, so it is dead (its activation σ(0) = 0 for relu, gelu and solu) and
-changes no output.
+`split_widths(ds)` gives one unpadded Dataset per width. A toy model's hidden width (`d_hidden`)
+is padded the same way along `hidden`, marked by `hidden_mask`: a padded hidden dimension has a
+zero column of W (W Wᵀ is unchanged); a padded jermyn neuron has zero weights in and out and a
+zero bias, so it is dead (its activation σ(0) = 0 for relu, gelu and solu) and changes no output.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def grid_values(name: str, values: Any) -> list:
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
-#: width fields a grid may sweep, and the dim each sets: an SAE's latents, a jermyn model's neurons.
+#: width fields a grid may sweep, and the dim each sets: an SAE's latents, a toy model's hidden dims.
 WIDTH_DIMS = {"d_sae": "latent", "d_hidden": "hidden"}
 
 

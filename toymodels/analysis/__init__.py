@@ -32,8 +32,8 @@ host (NumPy out; each needs a one-to-one match of features to latents): `match_l
 - `stitching`: a wider SAE's novel latents, added one at a time to a narrower SAE (Leask et
   al. 2024), and the (L0, MSE) curve between the two.
 - `dynamics`: direction drift and formation step over training snapshots.
-- `memorization`: datapoint dimensionality D_X,i on a finite dataset, the share of the hidden
-  space taken by features or by datapoints, the weight norm (Henighan et al. 2023).
+- `memorization`: datapoint dimensionality D_X,i on a finite dataset, the dimensions per represented
+  feature or datapoint, the weight norm (Henighan et al. 2023).
 """
 
 from toymodels.analysis.absorption import (
@@ -66,7 +66,7 @@ from toymodels.analysis.geometry import (
 from toymodels.analysis.hedging import Hedging, hedging, hedging_from_weights, tree_relatives
 from toymodels.analysis.memorization import (
     datapoint_dimensionality,
-    hidden_space_fraction,
+    represented_dimensionality,
     weight_norm,
 )
 from toymodels.analysis.interference import interference, net_interference, polysemanticity
@@ -121,7 +121,7 @@ __all__ = [
     "absorption_from_acts",
     "match_latents",
     "datapoint_dimensionality",
-    "hidden_space_fraction",
+    "represented_dimensionality",
     "weight_norm",
     "DENSITY_BINS",
     "FRACTION_LINES",

@@ -1,6 +1,6 @@
 """Superposition of datapoints on a finite dataset (Henighan et al. 2023): how many hidden
-dimensions each training point gets, how the hidden space is shared, and the norms that mark the
-memorizing regime.
+dimensions each training point gets, the dimensions per represented feature or datapoint that tell
+the two regimes apart, and the weight norm that peaks in the memorizing regime.
 
 A model trained on T samples can store the *samples* rather than the features: the hidden vectors
 h_i = W x_i of its training points then form a regular polygon, the way features do in the
@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from toymodels.analysis._labeled import labeled
 from toymodels.analysis._vectors import NORM_FLOOR, norm
 
-__all__ = ["datapoint_dimensionality", "hidden_space_fraction", "weight_norm"]
+__all__ = ["datapoint_dimensionality", "represented_dimensionality", "weight_norm"]
 
 
 @labeled(("sample", "hidden"), out=("sample",))
@@ -50,21 +50,31 @@ def datapoint_dimensionality(h):
 
 @labeled(("vector", "hidden"), out=())
 @jax.jit
-def hidden_space_fraction(vectors):
-    r"""The share of the hidden space a set of vectors takes: Σ_i D_i / d_hidden, in [0, 1].
+def represented_dimensionality(vectors, threshold: float = 0.5):
+    r"""The mean dimensionality of the represented vectors: mean of D_i over ‖v_i‖ > threshold.
 
-    With a model's W (rows = features) it is the share given to features; with its training
-    points' hidden vectors h it is the share given to datapoints (Σ D_X,i / d_hidden). Henighan
-    et al.'s two regimes: datapoints take the space at small T, features at large T.
+    With a model's W (rows = features) it is the dimensions per represented feature, with its
+    training points' hidden vectors h the dimensions per represented datapoint (D_X,i). This is
+    what tells Henighan et al.'s regimes apart: datapoints in superposition have D_X ≈ m / T each
+    (a T-gon in m = 2) while the features are scattered and small; features in superposition have
+    D ≈ 2/5 (a pentagon) while each datapoint, sharing its features' directions with many others,
+    gets little. (The plain sum Σ_i D_i / m does not: it is 1 for any balanced spanning set, a
+    pentagon of features and a T-gon of datapoints alike.) D_i is computed against every vector,
+    represented or not; NaN when none is represented.
 
     Args:
       vectors: (..., vector, hidden) feature embeddings W_i or hidden vectors h_i.
+      threshold: the norm a vector must exceed to count (0.5, as `represented_features`).
 
     Returns:
-      (...) Σ_i D_i / d_hidden with D_i = ‖v_i‖² / Σ_j (v̂_i · v_j)².
+      (...) mean_{i: ‖v_i‖ > threshold} D_i.
     """
     vectors = jnp.asarray(vectors)
-    return jnp.sum(datapoint_dimensionality(vectors), axis=-1) / vectors.shape[-1]
+    d = datapoint_dimensionality(vectors)
+    represented = norm(vectors) > threshold
+    count = jnp.sum(represented, axis=-1)
+    total = jnp.sum(jnp.where(represented, d, 0.0), axis=-1)
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
 
 
 @labeled(("feature", "hidden"), out=())

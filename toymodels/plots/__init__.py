@@ -32,6 +32,14 @@ shows every seed, and their mean); the phase figures pick it by exact expected l
   second dim, one line per value).
 - `monosemanticity_vs_loss.png` (`monosemanticity_vs_loss`): every jermyn sweep, drawn together.
 
+- `double_descent.png` (`double_descent`): every TMS sweep on fixed datasets over dataset_size
+  (Henighan et al. 2023), drawn together (one line per weight decay): train and test loss, the
+  dimensionality of datapoints and features, and ‖W‖_F against T.
+- `memorization_geometry.png` (`memorization_geometry`): such a sweep with d_hidden = 2: the
+  training points' hidden vectors and the features' W_i at a few T.
+- `memorization_width.png` (`memorization_width`): such a sweep over dataset_size and d_hidden:
+  the (T, m) map of test loss.
+
 - `sae_recovery.png` (`sae_recovery`): an SAE sweep on GroundTruth over a sparsity coefficient
   (and d_sae, seed): MMCS, MCC, recovered fraction and L0.
 - `latent_density.png` (`latent_density`): any SAE sweep: log latent-density histograms.
@@ -64,6 +72,7 @@ from toymodels.plots import (
     dynamics,
     geometry,
     intro,
+    memorization,
     monosemanticity,
     neurons,
     phase_change,
@@ -77,6 +86,7 @@ from toymodels.plots._data import model_config
 from toymodels.plots.dynamics import training_dynamics
 from toymodels.plots.geometry import feature_geometry
 from toymodels.plots.intro import tms_intro
+from toymodels.plots.memorization import double_descent, memorization_geometry, memorization_width
 from toymodels.plots.monosemanticity import monosemanticity_sweep, monosemanticity_vs_loss
 from toymodels.plots.neurons import neuron_polysemanticity
 from toymodels.plots.phase_change import phase_diagram
@@ -89,10 +99,13 @@ from toymodels.plots.universality import (
 )
 
 __all__ = [
+    "double_descent",
     "feature_geometry",
     "feature_split_table",
     "figure_plan",
     "latent_density",
+    "memorization_geometry",
+    "memorization_width",
     "monosemanticity_sweep",
     "monosemanticity_vs_loss",
     "neuron_polysemanticity",
@@ -198,6 +211,9 @@ def figure_plan(datasets: Mapping[str, xr.Dataset]) -> Plan:
                 plan.append((file, figure, (datasets[name],)))
 
     each("training_dynamics", dynamics.problems, training_dynamics)
+    together("double_descent", memorization.problems, double_descent)
+    each("memorization_geometry", memorization.geometry_problems, memorization_geometry)
+    each("memorization_width", memorization.width_problems, memorization_width)
 
     together("neuron_polysemanticity", neurons.problems, neuron_polysemanticity)
 
