@@ -252,7 +252,7 @@ def test_train_config_errors_name_the_field(kwargs, field):
     (config(), {"d_hidden": [4, 0]}, "d_hidden"),
     (config(), {"frequency_exponent": [1.1, -2.0]}, "frequency_exponent"),
     (tm.ToyModelConfig(n_features=4, d_hidden=2), {"init_bias": [-1.0]}, "init_bias"),
-    (tm.ToyModelConfig(n_features=4, d_hidden=2), {"d_hidden": [1, 2]}, "d_hidden"),
+    (tm.ToyModelConfig(n_features=4, d_hidden=2), {"d_hidden": [2, -1]}, "d_hidden"),
 ])
 def test_bad_grid_fails_before_compiling(model, grid, field, monkeypatch):
     def no_compile(*args, **kwargs):
