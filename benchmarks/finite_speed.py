@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__} threads={torch.get_num_threads()}, one model at a time, "
           f"{args.steps_torch} steps each; jax {jax.__version__} on {jax.device_count()} "
           f"{jax.devices()[0].platform} device(s), {args.steps_jax} steps (compile included)")
-    print(f"load average before: {os.getloadavg()[0]:.2f} (other processes on this machine skew "
-          "every number below)")
+    print(f"load average before: {os.getloadavg()[0]:.2f} (other processes on this machine "
+          "skew every number below)")
 
     # Both train the same thing: both phases of the schedule, from toymodels' own start.
     check = agreement(args.n_features, dataset_size=10, seed=0, steps=100, warmup_steps=40)
@@ -197,18 +197,18 @@ def main(argv: list[str] | None = None) -> None:
         rate, loops, setup = time_torch(args.n_features, args.sizes, seeds, args.steps_torch,
                                         args.steps_jax, args.test_size)
         torch_rates.append(rate)
-        print(f"round {r + 1}: torch model-steps/s={rate:.0f} ({loops:.1f} s of training loops; "
-              f"{setup:.1f} s drawing data and building models, not counted)", flush=True)
+        print(f"round {r + 1}: torch model-steps/s={rate:.0f} ({loops:.1f} s of training "
+              f"loops; {setup:.1f} s drawing data and building models, not counted)", flush=True)
         rate, seconds, compile_seconds, by_size = time_jax(args.n_features, args.sizes, seeds,
                                                            args.steps_jax, args.test_size)
         jax_rates.append(rate)
-        print(f"round {r + 1}: jax model-steps/s={rate:.0f} ({seconds:.1f} s, of which XLA compile "
-              f"{compile_seconds:.1f} s)", flush=True)
+        print(f"round {r + 1}: jax model-steps/s={rate:.0f} ({seconds:.1f} s, of which XLA "
+              f"compile {compile_seconds:.1f} s)", flush=True)
 
     torch_rate, jax_rate = statistics.median(torch_rates), statistics.median(jax_rates)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    print(f"jax test loss after {args.steps_jax} steps (not the paper's 50,000), median over seeds: "
-          + ", ".join(f"T={t}: {v:.3g}" for t, v in by_size.items()))
+    print(f"jax test loss after {args.steps_jax} steps (not the paper's 50,000), median over "
+          "seeds: " + ", ".join(f"T={t}: {v:.3g}" for t, v in by_size.items()))
     print(f"torch model-steps/s={torch_rate:.0f} (median of {args.rounds}, {models} models × "
           f"{args.steps_torch} steps each)")
     print(f"jax model-steps/s={jax_rate:.0f} (median of {args.rounds}, {models} models × "
