@@ -12,7 +12,9 @@ The metrics against a known feature tree and stitching are defined for one SAE a
 host (NumPy out; each needs a one-to-one match of features to latents): `match_latents`,
 `absorption_from_acts`, `absorption_directions`, `hedging_from_weights`, `novel_latents`,
 `stitch`, `stitch_curve` and `novel_features`; `absorption`, `absorption_direction` and
-`hedging` loop over every SAE of a sweep's Dataset and label the result by its grid.
+`hedging` loop over every SAE of a sweep's Dataset and label the result by its grid, and
+`evaluate_on_truth` measures every SAE of a sweep at once (L0, MSE, FVU, dead latents, MCC and
+the absorption summaries) on fresh samples of its truth.
 
 - `dimensionality`: D_i (= capacity C_i), D*, feature norms, represented features.
 - `interference`: Ŵ_i·W_j, polysemanticity, net interference.
@@ -42,6 +44,7 @@ from toymodels.analysis.absorption import (
     absorption_directions,
     absorption_from_acts,
 )
+from toymodels.analysis.evaluation import evaluate_on_truth
 from toymodels.analysis.dimensionality import (
     capacity,
     dimensions_per_feature,
@@ -139,6 +142,7 @@ __all__ = [
     "dimensions_per_feature",
     "direction_drift",
     "embedded_neuron_responses",
+    "evaluate_on_truth",
     "explained_variance",
     "feature_dimensionality",
     "feature_norms",

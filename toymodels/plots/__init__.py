@@ -51,6 +51,10 @@ shows every seed, and their mean); the phase figures pick it by exact expected l
   seeds): the pairwise similarity of SAEs beside the random baseline, agreement against recovery
   of the truth, and which latents of the widest SAE split those of the narrowest.
 
+Not from one sweep, so not in `write_figures`: `absorption_study.png`
+(`toymodels.plots.absorption.absorption_study`) draws the report of
+`experiments/absorption_study.py`, many sweeps measured with `tm.analysis.evaluate_on_truth`.
+
 Grid dims other than the ones a figure plots and `seed` must have a single value. When several
 datasets qualify for one figure, each gets its own file, suffixed with its name
 (`tms_intro_basic.png`); the neuron figure instead draws all its datasets together.
