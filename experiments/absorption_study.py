@@ -1,7 +1,7 @@
 """Which SAE absorbs (issue 14, part 4): every architecture on three feature trees, over a grid of
 sparsity settings and seeds, measured against the known features.
 
-    python experiments/absorption_study.py                 # every preset (~10 min on 2 cores)
+    python experiments/absorption_study.py                 # every preset (50 min on a busy 2-core machine)
     python experiments/absorption_study.py --only chanin_absorption matryoshka_tree
     python experiments/absorption_study.py --seeds 1 --steps 1000   # a quick look
 
