@@ -95,6 +95,8 @@ def test_summary_averages_per_letter_then_over_passing_letters():
     assert out["absorption_fraction"] == pytest.approx((0.5 + 0.2) / 2)
     assert out["full_absorption_rate"] == pytest.approx((0.5 + 0.0) / 2)
     assert out["per_letter"]["c"]["absorption_fraction"] == 1.0
+    assert out["absorption_fraction_ungated"] == pytest.approx((0.5 + 0.2 + 1.0) / 3)
+    assert out["full_absorption_rate_ungated"] == pytest.approx((0.5 + 0.0 + 1.0) / 3)
     assert not saebench.absorption_summary(fraction, full, letter, f1)["gate_passed"]
 
 

@@ -193,11 +193,11 @@ def prompt_activations(model, tokenizer, site: str, prompts: Sequence[str], word
         chunk = list(prompts[start:start + batch_size])
         enc = encode(tokenizer, chunk, max_length=max_length, prepend_bos=prepend_bos)
         plain = tokenizer(chunk, add_special_tokens=True)["input_ids"]
-        # encode() may put a BOS in front of what the tokenizer produced: shift by it
-        shift = np.array([int(enc.attention_mask[i].sum()) - len(p) for i, p in enumerate(plain)])
+        # encode() puts a BOS in front of what the tokenizer produced where it lacks one
+        shift = np.array([int(prepend_bos and p[:1] != [tokenizer.bos_token_id]) for p in plain])
+        if any(len(p) + s > max_length for p, s in zip(plain, shift)):
+            raise ValueError(f"max_length: a prompt is longer than {max_length} tokens")
         pos = positions[start:start + batch_size] + shift
-        if np.any(pos >= max_length):
-            raise ValueError(f"max_length: {max_length} tokens cut off a prompt's word")
         acts = capture(model, [site], enc.input_ids.to(device),
                        enc.attention_mask.to(device))[site]
         rows = torch.arange(len(chunk))
@@ -376,7 +376,7 @@ def absorption_summary(fraction: np.ndarray, full: np.ndarray, letter: np.ndarra
       probe_f1: (26,) the raw-site probe's test F1.
     Returns:
       {"absorption_fraction", "full_absorption_rate" (means over the passing letters, NaN if
-      none), "letters_passing", "gate_passed" (≥ min_letters), "per_letter": {letter:
+      none), the same "…_ungated" over every letter with a true positive, "letters_passing", "gate_passed" (≥ min_letters), "per_letter": {letter:
       {"probe_f1", "true_positives", "absorption_fraction", "full_absorption_rate"}}}.
     """
     per_letter, passing_frac, passing_full = {}, [], []
@@ -390,8 +390,15 @@ def absorption_summary(fraction: np.ndarray, full: np.ndarray, letter: np.ndarra
         if probe_f1[i] > min_probe_f1 and n:
             passing_frac.append(frac)
             passing_full.append(rate)
+    seen = [v for v in per_letter.values() if v["true_positives"]]
     return {"absorption_fraction": float(np.mean(passing_frac)) if passing_frac else math.nan,
             "full_absorption_rate": float(np.mean(passing_full)) if passing_full else math.nan,
+            # outside SAEBench's gate: every letter with a probe true positive, for a model whose
+            # probes are too weak for the gate (then only a comparison between SAEs, not SAEBench)
+            "absorption_fraction_ungated": float(np.mean([v["absorption_fraction"] for v in seen]))
+            if seen else math.nan,
+            "full_absorption_rate_ungated": float(np.mean([v["full_absorption_rate"] for v in seen]))
+            if seen else math.nan,
             "letters_passing": len(passing_frac),
             "gate_passed": len(passing_frac) >= min_letters, "per_letter": per_letter}
 

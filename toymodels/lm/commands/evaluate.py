@@ -108,6 +108,8 @@ def saebench_report(model, tokenizer, sae, args) -> dict:
     probing = saebench.sparse_probing(sae, rows, owner, corpus_topics())
     return {"absorption_fraction": absorption["absorption_fraction"],
             "full_absorption_rate": absorption["full_absorption_rate"],
+            "absorption_fraction_ungated": absorption["absorption_fraction_ungated"],
+            "full_absorption_rate_ungated": absorption["full_absorption_rate_ungated"],
             "letters_passing": absorption["letters_passing"],
             "gate_passed": absorption["gate_passed"], "min_letters": config.min_letters,
             "mean_main_latents": absorption["mean_main_latents"],
