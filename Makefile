@@ -29,7 +29,8 @@ test: $(VENV)/.lm-installed
 # The language-model demo: harvest all-MiniLM-L6-v2's block-3 residual stream from 3,600 corpus
 # sentences, train two SAEs of 8 × 384 latents, splice one into the model on the 400 held-out
 # sentences, and find what its latents mean (figures in results/lm-demo/figures/, the committed
-# figures/lm_*.png left alone). Minutes on 2 CPU cores; resumable.
+# figures/lm_*.png left alone); then a Matryoshka BatchTopK SAE at the l1 = 5 SAE's L0 and
+# SAEBench's absorption and sparse probing of all three. Minutes on 2 CPU cores; resumable.
 LM_DEMO  := results/lm-demo
 LM_SAE   := $(LM_DEMO)/sae --point l1_coefficient=5
 LM_PROMPT := "I was thrilled when the train arrived early in Paris."
@@ -44,6 +45,12 @@ lm-demo: $(VENV)/.lm-installed
 	$(BIN)/toymodels lm contrast $(LM_SAE) --store $(LM_DEMO)/acts \
 		--figure $(LM_DEMO)/figures/lm_contrast.png \
 		--contexts-figure $(LM_DEMO)/figures/lm_latent_contexts.png
+	$(BIN)/toymodels lm train-sae $(LM_DEMO)/acts --out $(LM_DEMO)/matryoshka \
+		--architecture matryoshka_batchtopk --k 13 --matryoshka-widths 96,288,672,1440,3072 \
+		--steps 1500 --batch-size 1024
+	for sae in "sae --point l1_coefficient=2" "sae --point l1_coefficient=5" matryoshka; do \
+		$(BIN)/toymodels lm evaluate $(LM_DEMO)/$$sae --skip 3600 --saebench --quiet || exit 1; \
+	done
 
 # Reproduction runs too slow for CI (marked `slow`).
 test-slow: $(BIN)/toymodels

@@ -15,7 +15,8 @@ model, and find what their latents mean.
 Modules: `sites` (site names, one table per architecture), `hooks` (reading sites), `harvesting`,
 `store` (the on-disk store), `texts` (shipped corpus and prompts), `models` (loading), `saes`
 (an SAE's model and site, encoding rows), `splice` (editing sites: splices, ablations, steering,
-and their downstream metrics), `features` (what latents mean), `lens` (TransformerLens models as
+and their downstream metrics), `features` (what latents mean), `saebench` (SAEBench's
+first-letter absorption and k-sparse probing), `lens` (TransformerLens models as
 input: their own hook points), `saelens_cache` (SAELens's cached-activation datasets, both ways),
 `cli`.
 

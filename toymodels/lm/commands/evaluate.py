@@ -26,6 +26,13 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
                    help="also encode this store to count the latents that never fire on it "
                         "(the dead fraction) and their density")
     p.add_argument("--batch-size", type=int, default=16, help="texts per forward pass")
+    p.add_argument("--saebench", action="store_true",
+                   help="also run SAEBench's first-letter absorption (prompts over the "
+                        "tokenizer's alphabetic words) and k-sparse probing (k = 1, 2, 5) on the "
+                        "shipped corpus's 12 topics, beside probes on the raw site")
+    p.add_argument("--saebench-words", type=int, default=5000, metavar="N",
+                   help="alphabetic words drawn for the absorption prompts (default 5000; 0: "
+                        "the whole vocabulary, as SAEBench)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -56,8 +63,12 @@ def run_evaluate(args) -> None:
         stats = latent_stats(store, sae, n_top=1, progress=not args.quiet)
         report |= {"store_tokens": stats.tokens, "dead_fraction": float(np.mean(stats.density == 0)),
                    "median_density": float(np.median(stats.density))}
+    details = None
+    if args.saebench:
+        details = saebench_report(model, tokenizer, sae, args)
+        report |= {k: v for k, v in details.items() if not isinstance(v, dict | list | tuple)}
     if args.json:
-        json.dump(report, sys.stdout, indent=1)
+        json.dump(report | ({"saebench": details} if details else {}), sys.stdout, indent=1)
         print()
         return
     print(f"SAE {args.sae} ({sae.d_sae} latents) spliced into {sae.metadata.get('model_name')} at "
@@ -65,3 +76,43 @@ def run_evaluate(args) -> None:
     for key, value in report.items():
         if key not in ("texts", "tokens"):
             print(f"  {key:<22} {value:.6g}" if isinstance(value, float) else f"  {key:<22} {value}")
+    if details:
+        sampled, total = details["words"]
+        print(f"  SAEBench absorption on {sampled} of {total} alphabetic words"
+              f"{' (a sample)' if sampled < total else ''}; raw-site letter-probe test F1:")
+        print("   " + " ".join(f"{c}={v['probe_f1']:.2f}" for c, v in
+                             details["per_letter"].items()))
+        print(f"  {details['letters_passing']} letters have F1 > 0.6: SAEBench's gate of "
+              f"{details['min_letters']} {'passed' if details['gate_passed'] else 'NOT passed'}")
+
+
+def saebench_report(model, tokenizer, sae, args) -> dict:
+    """SAEBench's absorption and sparse probing of `sae` (`toymodels.lm.saebench`): the flat
+    numbers, and the per-letter and per-topic details under "per_letter" and "per_topic"."""
+    from toymodels.lm import saebench
+    from toymodels.lm.splice import tokenisation
+    from toymodels.lm.texts import corpus, corpus_topics
+
+    if args.saebench_words < 0:
+        raise SystemExit("--saebench-words must be ≥ 0 (0: the whole vocabulary)")
+    config = saebench.AbsorptionConfig(n_words=args.saebench_words or None,
+                                       batch_size=args.batch_size)
+    site = saebench.site_of(sae)
+    max_length, prepend_bos = tokenisation(sae, None, None)
+    data = saebench.letter_data(model, tokenizer, site, config, max_length=max(max_length, 128),
+                                prepend_bos=prepend_bos, progress=not args.quiet)
+    absorption = saebench.first_letter_absorption(sae, data, config)
+    rows, owner = saebench.pooled_activations(model, tokenizer, site, corpus(),
+                                              batch_size=args.batch_size, max_length=max_length,
+                                              prepend_bos=prepend_bos, progress=not args.quiet)
+    probing = saebench.sparse_probing(sae, rows, owner, corpus_topics())
+    return {"absorption_fraction": absorption["absorption_fraction"],
+            "full_absorption_rate": absorption["full_absorption_rate"],
+            "absorption_fraction_ungated": absorption["absorption_fraction_ungated"],
+            "full_absorption_rate_ungated": absorption["full_absorption_rate_ungated"],
+            "letters_passing": absorption["letters_passing"],
+            "gate_passed": absorption["gate_passed"], "min_letters": config.min_letters,
+            "mean_main_latents": absorption["mean_main_latents"],
+            **{f"probe_{k}": v for k, v in probing.items() if k != "per_class"},
+            "words": absorption["words"], "per_letter": absorption["per_letter"],
+            "per_topic": probing["per_class"]}
