@@ -27,7 +27,9 @@ import xarray as xr
 
 from toymodels.analysis._sweep import check_sae_sweep, points
 from toymodels.analysis.absorption import absorption_directions, absorption_from_acts
+from toymodels.analysis.reconstruction import fraction_of_variance_unexplained, mse
 from toymodels.analysis.recovery import match_latents, mcc
+from toymodels.analysis.sparsity import dead_fraction, l0
 from toymodels.sae.model import SAE
 
 __all__ = ["EVAL_SAMPLES", "evaluate_on_truth"]
@@ -57,7 +59,6 @@ def evaluate_on_truth(ds: xr.Dataset, truth: Any, *, n_samples: int = EVAL_SAMPL
     tree = bool((parents >= 0).any())
     c = np.asarray(truth.coefficients(jax.random.key(seed), n_samples))
     x = c @ dictionary
-    total = ((x - x.mean(0)) ** 2).sum()
     names = ["l0", "mse", "fvu", "dead_fraction", "mcc"]
     if tree:
         names += ["absorption", "absorbed_children", "decoder_parent_cos"]
@@ -65,12 +66,11 @@ def evaluate_on_truth(ds: xr.Dataset, truth: Any, *, n_samples: int = EVAL_SAMPL
     for point in points(ds, grid):
         sae = SAE.from_results(point)
         f = np.asarray(sae.encode(x))
-        squared = ((np.asarray(sae.decode(f)) - x) ** 2).sum(-1)
-        fires = f > 0
-        rows["l0"].append(float(fires.sum(-1).mean()))
-        rows["mse"].append(float(squared.mean()))
-        rows["fvu"].append(float(squared.sum() / total) if total > 0 else float("nan"))
-        rows["dead_fraction"].append(float((~fires.any(0)).mean()))
+        x_hat = np.asarray(sae.decode(f))
+        rows["l0"].append(float(l0(f)))
+        rows["mse"].append(float(mse(x, x_hat)))
+        rows["fvu"].append(float(fraction_of_variance_unexplained(x, x_hat)))
+        rows["dead_fraction"].append(float(dead_fraction(f)))
         W_dec = np.asarray(sae.params["W_dec"])
         rows["mcc"].append(float(mcc(W_dec, dictionary)))
         if tree:
