@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from toymodels.config import _fail
 from toymodels.lm.saes import encode_rows, sae_site
 from toymodels.sae import SAE
 
@@ -54,10 +55,6 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 TEMPLATE = "{word} has the first letter:"
 #: a main latent "fires" above this (SAEBench's EPS for full absorption)
 EPS = 1e-8
-
-
-def _fail(field: str, allowed: str, value) -> None:
-    raise ValueError(f"{field} must be {allowed}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
