@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import toymodels as tm
 
@@ -71,3 +73,27 @@ def test_bad_input_names_the_problem():
         tm.analysis.evaluate_on_truth(sweep(), TRUTH, n_samples=1)
     with pytest.raises(ValueError, match="d_in"):
         tm.analysis.evaluate_on_truth(sweep(), tm.GroundTruth(d_in=8, n_features=16))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return sweep()
+
+
+@settings(max_examples=8, deadline=None)
+@given(order=st.permutations(range(4)), scales=st.lists(st.floats(0.25, 4.0), min_size=4,
+                                                        max_size=4))
+def test_relabelling_and_rescaling_latents_changes_nothing(trained, order, scales):
+    """A standard SAE with its latents permuted, and latent i's encoder scaled by s_i and its
+    decoder by 1/s_i, encodes the same inputs to the same reconstruction and the same firing
+    pattern: every measure is unchanged."""
+    order, s = np.asarray(order), np.asarray(scales, np.float32)
+    moved = trained.copy(deep=True)
+    moved["W_enc"].values[:] = trained["W_enc"].values[..., order] * s
+    moved["b_enc"].values[:] = trained["b_enc"].values[..., order] * s
+    moved["W_dec"].values[:] = trained["W_dec"].values[:, order] / s[:, None]
+    base = tm.analysis.evaluate_on_truth(trained, TRUTH, n_samples=2048)
+    after = tm.analysis.evaluate_on_truth(moved, TRUTH, n_samples=2048)
+    for name in base.data_vars:
+        np.testing.assert_allclose(after[name], base[name], rtol=1e-4, atol=1e-6,
+                                   equal_nan=True, err_msg=name)
