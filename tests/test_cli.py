@@ -161,3 +161,29 @@ def test_demo_command_writes_and_names_its_figure_folder(tmp_path, capsys, monke
     figures = tmp_path / "demo" / "figures"
     assert sorted(p.name for p in figures.iterdir()) == ["tms_intro.png"]
     assert f"its figures are in {figures}/" in capsys.readouterr().out
+
+
+def test_reproduce_leaves_the_slowest_to_full_and_prints_its_times(tmp_path, capsys, monkeypatch):
+    import toymodels.cli as cli
+
+    (tmp_path / "tiny.toml").write_text(TOML)
+    (tmp_path / "slow.toml").write_text(TOML.replace('name = "tiny"', 'name = "slow"'))
+    monkeypatch.setattr(cli, "REPRODUCE_FULL_ONLY", ("slow",))
+    main(["reproduce", "--experiments", str(tmp_path), "--results", str(tmp_path / "r"),
+          "--to", str(tmp_path / "figures"), "--quiet"])
+    out = capsys.readouterr().out
+    assert (tmp_path / "r" / "tiny" / "results.nc").exists()
+    assert not (tmp_path / "r" / "slow").exists()
+    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("  ")}
+    assert set(lines) == {"tiny", "figures", "total"}
+    assert float(lines["total"][0]) >= float(lines["tiny"][0]) + float(lines["figures"][0]) - 0.2
+    assert "not run (reproduce --full runs them): slow" in out
+    assert cli.reproduce_names(tmp_path, None, full=True) == ["slow", "tiny"]
+    assert cli.reproduce_names(tmp_path, ["slow"], full=False) == ["slow"]
+
+
+def test_the_full_only_experiments_exist():
+    from toymodels.cli import REPRODUCE_FULL_ONLY, _experiments_dir
+
+    shipped = {p.stem for p in _experiments_dir(None).glob("*.toml")}
+    assert set(REPRODUCE_FULL_ONLY) <= shipped

@@ -4,7 +4,8 @@
     toymodels figures results/ --to figures/
     toymodels demo                      # a few real sweeps and their figures, in minutes on a CPU,
                                         # written to results/demo/ (figures in results/demo/figures/)
-    toymodels reproduce                 # every experiments/*.toml, then every figure (slow)
+    toymodels reproduce                 # the experiments/*.toml, then their figures (~15 min);
+                                        # --full adds the slowest (REPRODUCE_FULL_ONLY)
     toymodels lm harvest --model all-MiniLM-L6-v2 --site blocks.3.hook_resid_post --out acts/
 """
 
@@ -29,6 +30,12 @@ DEMO_OVERRIDES = {
     "tms_phase_2_1": {"grid": {"seed": [0, 1]}, "steps": 5_000},
     "sae_pentagon": {"grid": {"l1_coefficient": [0.1, 0.3, 1.0], "seed": [0]}, "steps": 5_000},
 }
+
+
+#: The experiments only `toymodels reproduce --full` runs, so that the default `reproduce` finishes
+#: in about 15 minutes on 2 CPU cores. Each is minutes of training (the README's Speed section
+#: lists the measured times); their committed figures stay as they are until `--full` redraws them.
+REPRODUCE_FULL_ONLY = ()
 
 
 def _experiments_dir(path: str | None) -> Path:
@@ -96,7 +103,7 @@ def _scaled(exp, overrides: dict):
     return dataclasses.replace(exp, grid=grid, train=train)
 
 
-def _run_many(names, args, overrides=None) -> dict[str, xr.Dataset]:
+def _run_many(names, args, overrides=None, seconds=None) -> dict[str, xr.Dataset]:
     from toymodels.experiment import Experiment
 
     folder = _experiments_dir(args.experiments)
@@ -106,7 +113,10 @@ def _run_many(names, args, overrides=None) -> dict[str, xr.Dataset]:
         exp = Experiment.from_toml(folder / f"{name}.toml")
         if overrides and name in overrides:
             exp = _scaled(exp, overrides[name])
+        start = time.perf_counter()
         datasets[name] = run_experiment(exp, results / name, progress=None if not args.quiet else False)
+        if seconds is not None:
+            seconds[name] = time.perf_counter() - start
     return datasets
 
 
@@ -128,12 +138,34 @@ def _cmd_demo(args) -> None:
     print(f"demo finished in {time.perf_counter() - start:.0f} s; its figures are in {to}/")
 
 
+def reproduce_names(folder: Path, only: list[str] | None, full: bool) -> list[str]:
+    """The experiments `reproduce` runs: `only` if given, else every TOML in `folder` but the
+    ones in REPRODUCE_FULL_ONLY unless `full`."""
+    if only:
+        return list(only)
+    names = sorted(p.stem for p in folder.glob("*.toml"))
+    return names if full else [n for n in names if n not in REPRODUCE_FULL_ONLY]
+
+
 def _cmd_reproduce(args) -> None:
+    start = time.perf_counter()
     folder = _experiments_dir(args.experiments)
-    names = args.only or sorted(p.stem for p in folder.glob("*.toml"))
-    datasets = _run_many(names, args)
+    names = reproduce_names(folder, args.only, args.full)
+    seconds: dict[str, float] = {}
+    datasets = _run_many(names, args, seconds=seconds)
+    drawing = time.perf_counter()
     for p in write_figures(datasets, Path(args.to)):
         print(p)
+    seconds["figures"] = time.perf_counter() - drawing
+    total = time.perf_counter() - start
+    width = max(map(len, seconds))
+    print("reproduce: seconds per experiment (a resumed one counts only what was left)")
+    for name, s in seconds.items():
+        print(f"  {name:<{width}}  {s:8.1f}")
+    print(f"  {'total':<{width}}  {total:8.1f}  ({total / 60:.1f} min)")
+    left = [n for n in sorted(p.stem for p in folder.glob("*.toml")) if n not in names]
+    if left and not args.only:
+        print("not run (reproduce --full runs them): " + ", ".join(left))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text, results, to, to_help in [
         ("demo", _cmd_demo, "run the demo sweeps and write their figures", "results/demo", None,
          "figures folder (default RESULTS/figures; the committed figures/ stay untouched)"),
-        ("reproduce", _cmd_reproduce, "run every experiment and write every figure (slow)",
+        ("reproduce", _cmd_reproduce, "run the experiments and write their figures (~15 min; "
+         "--full: all of them)",
          "results", "figures", "figures folder (default figures/)"),
     ]:
         p = sub.add_parser(name, help=text)
@@ -166,7 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--experiments", default=None, help="folder of experiment TOMLs")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         if name == "reproduce":
-            p.add_argument("--only", nargs="*", help="experiment names (default: all)")
+            p.add_argument("--only", nargs="*", help="experiment names (default: all but the "
+                           "slowest, which --full adds)")
+            p.add_argument("--full", action="store_true",
+                           help="also run the slowest experiments (REPRODUCE_FULL_ONLY)")
         p.set_defaults(func=func)
 
     from toymodels.lm import cli as lm_cli    # imports no torch until an lm command runs
