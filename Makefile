@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-slow bench reproduce figures clean lm-demo
+.PHONY: demo test test-slow bench reproduce reproduce-full figures clean lm-demo
 
 $(BIN)/toymodels: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,10 +64,13 @@ bench: $(VENV)/.lm-installed
 	$(BIN)/python benchmarks/lm_speed.py
 	$(BIN)/python benchmarks/jermyn_speed.py
 
-# Every experiment at full size, then every figure (a few hours on 2 CPU cores: the 3 -> 2 basin
-# map, 12,800 models, and the SAE recovery sweep are the longest).
+# The experiments at their committed sizes, then their figures, each one's time printed (about
+# 15 minutes on 2 CPU cores); reproduce-full adds the slowest (cli.REPRODUCE_FULL_ONLY).
 reproduce: $(BIN)/toymodels
 	$(BIN)/toymodels reproduce --results results --to figures
+
+reproduce-full: $(BIN)/toymodels
+	$(BIN)/toymodels reproduce --full --results results --to figures
 
 figures: $(BIN)/toymodels
 	$(BIN)/toymodels figures results --to figures
