@@ -15,6 +15,8 @@ and `outputs(state)` of one SAE. Everything a step does happens inside the compi
   steps (`toymodels.sae.resample`).
 
 A batch is (batch, d_in) activations for an SAE, or an (input, target) pair for a transcoder.
+The step turns it feature-major, (d_in, batch), the layout of `toymodels.sae.architectures`'s
+training pass, so that the batch is the minor axis of every array of the step.
 """
 
 from __future__ import annotations
@@ -171,10 +173,16 @@ class SAETrainer:
 
         Returns (total, (feature_acts (batch, d_sae), x̂ (batch, d_out), {term: value})).
         """
+        total, (F, X_hat, terms) = self.loss_columns(params, X.T, T.T, ctx)
+        return total, (F.T, X_hat.T, terms)
+
+    def loss_columns(self, params: dict, X: jax.Array, T: jax.Array, ctx: arch.Context):
+        """`loss` on a feature-major batch, what the step differentiates: X (d_in, batch),
+        T (d_out, batch); feature_acts (d_sae, batch) and x̂ (d_out, batch)."""
         module = nnx.merge(self.graphdef, params)
         F, extras = module.train_encode(X, ctx)
-        X_hat = jax.vmap(module.decode)(F)
-        terms = {"mse": jnp.mean(jnp.sum((X_hat - T) ** 2, axis=-1))}
+        X_hat = module.decode(F)
+        terms = {"mse": jnp.mean(jnp.sum((X_hat - T) ** 2, axis=0))}
         terms |= module.penalties(X, T, F, X_hat, extras, ctx)
         return sum(terms.values()), (F, X_hat, terms)
 
@@ -208,9 +216,9 @@ class SAETrainer:
         """One optimizer step on `batch`; t: () int32, the step's index."""
         cfg, aux, steps = self.config, state.aux, self.train_config.steps
         X, T = self._inputs(batch)
-        X, T = X * aux.scale_in, T * aux.scale_out
+        X, T = X.T * aux.scale_in, T.T * aux.scale_out  # feature-major: (d_in, batch) …
         ctx = self._context(swept, aux, t)
-        (total, (F, X_hat, terms)), grads = jax.value_and_grad(self.loss, has_aux=True)(
+        (total, (F, X_hat, terms)), grads = jax.value_and_grad(self.loss_columns, has_aux=True)(
             state.params, X, T, ctx)
         if cfg.has_unit_norm_decoder:
             # Only the tangential part of the gradient moves a unit-norm row.
@@ -223,7 +231,7 @@ class SAETrainer:
         if cfg.has_unit_norm_decoder:
             params = params | {"W_dec": params["W_dec"] / norm(params["W_dec"], keepdims=True)}
 
-        fired = jnp.sum(F > 0, axis=0)
+        fired = jnp.sum(F > 0, axis=1)
         since = jnp.where(fired > 0, 0, aux.steps_since_fired + 1)
         window = t >= steps - min(cfg.dead_feature_window, steps)
         threshold = aux.threshold
@@ -235,11 +243,11 @@ class SAETrainer:
         aux = aux._replace(steps_since_fired=since, threshold=threshold,
                            fire_count=aux.fire_count + jnp.where(window, fired, 0))
         if cfg.resample != "none":
-            params, opt_state, aux = self._maybe_resample(params, opt_state, aux, swept, X, T,
-                                                          X_hat, t)
+            params, opt_state, aux = self._maybe_resample(params, opt_state, aux, swept, X.T,
+                                                          T.T, X_hat.T, t)
 
-        batch = X.shape[0]
-        var = jnp.sum((T - jnp.mean(T, axis=0)) ** 2)
+        batch = X.shape[1]
+        var = jnp.sum((T - jnp.mean(T, axis=1, keepdims=True)) ** 2)
         metrics = {
             "loss": total,
             "mse": terms["mse"] / aux.scale_out**2,  # in the data's own units
@@ -288,8 +296,13 @@ class SAETrainer:
                                                "activation_scale": ()}
 
     def point_bytes(self) -> int:
+        """The step's (d_sae, batch) pre-activations and feature_acts, both live through the
+        backward pass (or the input and target where they are wider). Counting both halves the
+        blocks of small SAEs against counting one: 1000 SAEs of d_in 2, d_sae 10 at batch 1024
+        measured about 70,000 SAE-steps/s on 2 cores in blocks of 32 per device against 44,000
+        in blocks of 64."""
         cfg = self.config
-        return 4 * max(cfg.d_in, cfg.d_sae, cfg.output_width) * self.train_config.batch_size
+        return 8 * max(cfg.d_in, cfg.d_sae, cfg.output_width) * self.train_config.batch_size
 
     def check_results(self, results) -> list[str]:
         """SAEs whose final training L0 is at least DENSE_L0_FRACTION of d_sae never became
