@@ -221,8 +221,9 @@ class SAETrainer:
         (total, (F, X_hat, terms)), grads = jax.value_and_grad(self.loss_columns, has_aux=True)(
             state.params, X, T, ctx)
         if cfg.has_unit_norm_decoder:
-            # Only the tangential part of the gradient moves a unit-norm row.
-            w = state.params["W_dec"] / norm(state.params["W_dec"], keepdims=True)
+            # Only the tangential part of the gradient moves a unit-norm row (its rows have norm 1:
+            # from init, after every step's renormalisation and after resampling, as SAELens's).
+            w = state.params["W_dec"]
             g = grads["W_dec"]
             grads = grads | {"W_dec": g - jnp.sum(g * w, axis=-1, keepdims=True) * w}
         optimizer = self.optimizer(swept)
@@ -231,7 +232,7 @@ class SAETrainer:
         if cfg.has_unit_norm_decoder:
             params = params | {"W_dec": params["W_dec"] / norm(params["W_dec"], keepdims=True)}
 
-        fired = jnp.sum(F > 0, axis=1)
+        fired = jnp.sum(F > 0, axis=1, dtype=jnp.float32)  # (d_sae,) firings in the batch
         since = jnp.where(fired > 0, 0, aux.steps_since_fired + 1)
         window = t >= steps - min(cfg.dead_feature_window, steps)
         threshold = aux.threshold
