@@ -250,12 +250,17 @@ class Standard(nnx.Module):
         pre = self.hidden_pre(X)
         return jax.nn.relu(pre), {"pre": pre}
 
+    def weighted_l1(self, F: jax.Array) -> jax.Array:
+        """Σ_i w_i f_i of each example, w = `penalty_weights`: (d_sae, batch) -> (batch,).
+
+        A weighted sum over the latent axis, not a (d_sae,) × (d_sae, batch) product: vmapped,
+        that product made XLA copy F into a (d_sae, model·batch) layout every step."""
+        return jnp.sum(self.penalty_weights()[:, None] * F, axis=0)
+
     def penalties(self, X, T, F, X_hat, extras, ctx: Context) -> dict[str, jax.Array]:
         """The architecture's loss terms beside the reconstruction, each a batch mean."""
-        # Σ_i w_i f_i as a weighted sum over the latent axis, not a (d_sae,) × (d_sae, batch)
-        # product: vmapped, that product made XLA copy F into a (d_sae, model·batch) layout.
-        l1 = jnp.sum(self.penalty_weights()[:, None] * F, axis=0)
-        return {"l1": ctx.l1_coefficient * jnp.mean(l1)} | self.matryoshka_terms(T, F)
+        return {"l1": ctx.l1_coefficient * jnp.mean(self.weighted_l1(F))} | (
+            self.matryoshka_terms(T, F))
 
     def inner_reconstructions(self, F: jax.Array) -> list[jax.Array]:
         """X̂_w = b_dec + W_dec[:w]ᵀ F[:w] for each inner width w of matryoshka_widths (all but
@@ -419,8 +424,7 @@ class Gated(Standard):
         gate_acts = jax.nn.relu(extras["gate"])
         via_gate = jax.lax.stop_gradient(self.W_dec[...]).T @ gate_acts + jax.lax.stop_gradient(
             self.b_dec[...])[:, None]
-        l1 = jnp.sum(self.penalty_weights()[:, None] * gate_acts, axis=0)  # as Standard's
-        return {"l1": ctx.l1_coefficient * jnp.mean(l1),
+        return {"l1": ctx.l1_coefficient * jnp.mean(self.weighted_l1(gate_acts)),
                 "aux": jnp.mean(jnp.sum((via_gate - T) ** 2, axis=0))}
 
     def published(self, threshold):
