@@ -107,3 +107,22 @@ def test_progress_bar_only_when_asked(capsys):
     assert capsys.readouterr().err == ""
     tm.sweep(MODEL, {"seed": [0]}, t)  # stderr is not a terminal under pytest: silent
     assert capsys.readouterr().err == ""
+
+
+def test_a_block_of_one_model_runs_unbatched():
+    """`loop.over_models`: a block of one keeps a lax.cond a branch (vmap makes it a select of
+    both) and gives what vmap gives; larger blocks are vmapped."""
+    import jax.numpy as jnp
+
+    from toymodels.loop import over_models
+
+    def f(x, scale):
+        return jax.lax.cond(jnp.sum(x) > 0, lambda v: v * scale, lambda v: -v, x)
+
+    mapped = over_models(f, (0, None))
+    for x in (jnp.array([[1.0, 2.0]]), jnp.array([[1.0, 2.0], [-3.0, 1.0]])):
+        np.testing.assert_allclose(mapped(x, 3.0), jax.vmap(f, in_axes=(0, None))(x, 3.0))
+    one = str(jax.make_jaxpr(mapped)(jnp.ones((1, 2)), 3.0))
+    two = str(jax.make_jaxpr(mapped)(jnp.ones((2, 2)), 3.0))
+    assert "cond" in one and "select_n" not in one
+    assert "select_n" in two

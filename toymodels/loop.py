@@ -103,6 +103,25 @@ class HostBatches(NamedTuple):
         return None  # host data has no held-out set of its own
 
 
+def over_models(f: Callable, in_axes: tuple) -> Callable:
+    """`jax.vmap(f, in_axes)` over the block's models; a block of one model runs f unbatched (its
+    leading axis taken off and put back), so that a `lax.cond` inside f stays a branch: vmap
+    turns a cond whose predicate differs between models into a select that computes both (a
+    large SAE, one per device, skips AuxK's matmuls while no latent is dead)."""
+    batched = jax.vmap(f, in_axes=in_axes)
+
+    def mapped(*args):
+        sizes = {a.shape[0] for x, axis in zip(args, in_axes) if axis == 0
+                 for a in jax.tree.leaves(x)}
+        if sizes != {1}:
+            return batched(*args)
+        one = [jax.tree.map(lambda a: a[0], x) if axis == 0 else x
+               for x, axis in zip(args, in_axes)]
+        return jax.tree.map(lambda a: a[None], f(*one))
+
+    return mapped
+
+
 def _record(snapshot_steps: np.ndarray, snapshots, params, step):
     """Copy params into the snapshot slots of `step`; snapshots: (snapshot, ...) per leaf."""
     take = jnp.asarray(snapshot_steps) == step
@@ -143,7 +162,7 @@ def run(trainer: Trainer, state: TrainState, swept: Any, feed: Streams | HostBat
     log_every = trainer.train_config.log_every
     snapshot_steps = np.asarray(trainer.train_config.snapshot_steps, np.int32)
     batch_at, axis = feed.batches(trainer, swept)
-    step = jax.vmap(trainer.step, in_axes=(0, 0, axis, None))
+    step = over_models(trainer.step, (0, 0, axis, None))
     test = feed.test_batch(trainer, swept)
 
     def one_step(state, t):

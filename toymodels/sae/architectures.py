@@ -31,10 +31,15 @@ and feature_acts (d_sae, batch), one column per example, so that the batch is th
 every array. The math is the row form above transposed (Π = W_encᵀ X̃ + b_enc, X̂ = W_decᵀ F +
 b_dec). For small SAEs (d_in = 2, d_sae = 10) XLA's CPU code runs about 3× faster this way: with
 rows, the minor axis of every elementwise op and reduction is 2 or 10 wide.
+
+With sparse decoding (`SAEConfig.decoding`; `toymodels.sae.sparse`) the TopK family's feature_acts
+are a `SparseActs` of the selected latents instead of a dense F, and `decode`, the Matryoshka
+prefixes and AuxK's reconstruction gather the selected rows of W_dec.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -43,6 +48,7 @@ from flax import nnx
 
 from toymodels.analysis._vectors import norm
 from toymodels.sae.config import SAEConfig
+from toymodels.sae.sparse import SparseActs, chooses_sparse, decode_top_k_rows
 
 Params = dict[str, jax.Array]
 
@@ -113,11 +119,6 @@ def topk_relu(pre: jax.Array, k: int) -> jax.Array:
     """ReLU of the k largest entries of the last axis, 0 elsewhere (SAELens's TopK)."""
     values, index = jax.lax.top_k(pre, k)
     return _scatter_last(jnp.zeros_like(pre), index, jax.nn.relu(values))
-
-
-def topk_relu_columns(pre: jax.Array, k: int) -> jax.Array:
-    """`topk_relu` of each column: (d_sae, batch) -> (d_sae, batch)."""
-    return topk_relu(pre.T, k).T
 
 
 def _scatter_last(base: jax.Array, index: jax.Array, values: jax.Array) -> jax.Array:
@@ -235,9 +236,30 @@ class Standard(nnx.Module):
         """Π = W_encᵀ X̃ + b_enc: (d_in, batch) -> (d_sae, batch)."""
         return self._encoder(X, self.W_enc[...], self.b_enc[...])
 
-    def decode(self, F: jax.Array) -> jax.Array:
+    def hidden_pre_rows(self, X: jax.Array) -> jax.Array:
+        """Πᵀ, one row per example: (d_in, batch) -> (batch, d_sae). The TopK family selects
+        along the latents, which top_k wants as the minor axis: computed in this layout, a large
+        SAE's (d_sae, batch) Π is never transposed (at d_sae = 16,384 that copy cost more than a
+        matmul)."""
+        W, b = self.W_enc[...], self.b_enc[...]
+        if self.cfg.subtracts_b_dec:
+            b = b - self.b_dec[...] @ W
+        return X.T @ W + b
+
+    def decode(self, F: jax.Array | SparseActs) -> jax.Array:
         """X̂ = W_decᵀ F + b_dec: (d_sae, batch) -> (d_out, batch)."""
+        if isinstance(F, SparseActs):
+            if self.cfg.matryoshka_widths is not None:
+                return self._sparse_prefixes(F)[-1]
+            return F.decode(self.W_dec[...]) + self.b_dec[...][:, None]
         return self.W_dec[...].T @ F + self.b_dec[...][:, None]
+
+    def _sparse_prefixes(self, F: SparseActs) -> jax.Array:
+        """b_dec + W_dec[:w]ᵀ F[:w] for every width w of matryoshka_widths, d_sae included:
+        (G, d_out, batch). `decode` and `inner_reconstructions` trace the same ops, which XLA
+        computes once."""
+        groups = F.group_decodes(self.W_dec[...], self.cfg.group_bounds)
+        return self.b_dec[...][None, :, None] + jnp.cumsum(groups, axis=0)
 
     def penalty_weights(self) -> jax.Array:
         """(d_sae,) ‖W_dec,i‖ summed over output sites; 1 for unit-norm decoders."""
@@ -265,6 +287,8 @@ class Standard(nnx.Module):
     def inner_reconstructions(self, F: jax.Array) -> list[jax.Array]:
         """X̂_w = b_dec + W_dec[:w]ᵀ F[:w] for each inner width w of matryoshka_widths (all but
         d_sae, whose X̂ the loss has already), each (d_out, batch), accumulated group by group."""
+        if isinstance(F, SparseActs):
+            return list(self._sparse_prefixes(F)[:-1])
         W_dec = self.W_dec[...]
         out, partial = [], self.b_dec[...][:, None]
         for start, stop in self.cfg.group_bounds[:-1]:
@@ -286,21 +310,35 @@ class Standard(nnx.Module):
         return {name: self.__dict__[name][...] for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
 
 
-def auxk_loss(pre: jax.Array, residual: jax.Array, W_dec: jax.Array, dead: jax.Array,
-              k_aux: int) -> jax.Array:
+def auxk_loss(pre_rows: jax.Array, residual: jax.Array, W_dec: jax.Array, dead: jax.Array,
+              k_aux: int, sparse: bool = False) -> jax.Array:
     """Gao et al.'s AuxK: the top k_aux dead latents reconstruct the residual.
 
     ê = W_decᵀ TopK_aux(π over dead latents) (no bias); loss = mean_b ‖ê − e‖² ·
     min(n_dead / k_aux, 1), with e = target − x̂ detached. 0 when no latent is dead. With fewer
     than k_aux latents (an undercomplete SAE) all dead ones reconstruct, and the scale keeps
-    k_aux as its denominator (SAELens). pre (d_sae, batch), residual (d_out, batch), W_dec
-    (d_sae, d_out), dead (d_sae,).
+    k_aux as its denominator (SAELens). pre_rows (batch, d_sae) (`hidden_pre_rows`), residual
+    (d_out, batch), W_dec (d_sae, d_out), dead (d_sae,). `sparse`: ê from the k_aux gathered
+    rows of W_dec.
+
+    A `lax.cond` on any latent being dead: an SAE trained unbatched (one per device,
+    `toymodels.loop.over_models`) skips the reconstruction's matmuls until a latent dies.
     """
-    masked = jnp.where(dead, pre.T, -jnp.inf)  # (batch, d_sae): top_k runs along latents
-    values, index = jax.lax.top_k(masked, min(k_aux, pre.shape[0]))
-    acts = _scatter_last(jnp.zeros_like(masked), index, jnp.where(jnp.isfinite(values),
-                                                                jax.nn.relu(values), 0.0))
-    e_hat = acts @ W_dec
+    # checkpointed: the branch keeps no residuals of its own for the backward pass, which the
+    # cond would otherwise materialise (as zeros when no latent is dead) every step
+    aux = jax.checkpoint(functools.partial(_auxk, k_aux=k_aux, sparse=sparse))
+    return jax.lax.cond(jnp.any(dead), aux, lambda *_: jnp.zeros((), pre_rows.dtype),
+                        pre_rows, residual, W_dec, dead)
+
+
+def _auxk(pre_rows, residual, W_dec, dead, *, k_aux: int, sparse: bool) -> jax.Array:
+    masked = jnp.where(dead, pre_rows, -jnp.inf)  # (batch, d_sae): top_k runs along latents
+    values, index = jax.lax.top_k(masked, min(k_aux, pre_rows.shape[1]))
+    values = jnp.where(jnp.isfinite(values), jax.nn.relu(values), 0.0)
+    if sparse:
+        e_hat = decode_top_k_rows(values, index, W_dec)
+    else:
+        e_hat = _scatter_last(jnp.zeros_like(masked), index, values) @ W_dec
     scale = jnp.minimum(jnp.sum(dead) / k_aux, 1.0)
     err = jnp.sum((e_hat - jax.lax.stop_gradient(residual.T)) ** 2, axis=-1)
     return scale * jnp.mean(err)
@@ -309,17 +347,33 @@ def auxk_loss(pre: jax.Array, residual: jax.Array, W_dec: jax.Array, dead: jax.A
 class TopK(Standard):
     """TopK SAE (Gao et al. 2024): the k largest pre-activations, ReLU'd; AuxK for dead latents."""
 
-    def activation(self, pre: jax.Array, ctx: Context) -> jax.Array:
-        """(d_sae, batch) -> (d_sae, batch): each example's k largest."""
-        return topk_relu_columns(pre, self.cfg.k)
+    @property
+    def sparse(self) -> bool:
+        """Whether training decodes from the selected latents (`SAEConfig.decoding`)."""
+        return chooses_sparse(self.cfg.decoding, self.cfg.d_sae, self.cfg.k)
+
+    @property
+    def k_aux(self) -> int:
+        """AuxK's latents per example, d_in // 2 (SAELens)."""
+        return max(1, self.cfg.d_in // 2)
+
+    @property
+    def sparse_aux(self) -> bool:
+        return chooses_sparse(self.cfg.decoding, self.cfg.d_sae, self.k_aux)
+
+    def activation(self, pre_rows: jax.Array, ctx: Context) -> jax.Array | SparseActs:
+        """pre_rows (batch, d_sae) -> feature_acts (d_sae, batch): each example's k largest."""
+        if self.sparse:
+            return SparseActs.top_k_rows(pre_rows, self.cfg.k)
+        return topk_relu(pre_rows, self.cfg.k).T
 
     def train_encode(self, X, ctx):
-        pre = self.hidden_pre(X)
-        return self.activation(pre, ctx), {"pre": pre}
+        pre_rows = self.hidden_pre_rows(X)
+        return self.activation(pre_rows, ctx), {"pre_rows": pre_rows}
 
     def penalties(self, X, T, F, X_hat, extras, ctx):
-        k_aux = max(1, self.cfg.d_in // 2)
-        aux = auxk_loss(extras["pre"], T - X_hat, self.W_dec[...], ctx.dead, k_aux)
+        aux = auxk_loss(extras["pre_rows"], T - X_hat, self.W_dec[...], ctx.dead, self.k_aux,
+                        self.sparse_aux)
         return {"auxk": ctx.aux_loss_coefficient * aux}
 
 
@@ -330,13 +384,15 @@ class BatchTopK(TopK):
     extra_params = ("threshold",)
     running_threshold = True
 
-    def activation(self, pre, ctx):
-        acts = jax.nn.relu(pre)
-        keep = self.cfg.k * pre.shape[1]
+    def activation(self, pre_rows, ctx):
+        acts = jax.nn.relu(pre_rows)
+        keep = self.cfg.k * pre_rows.shape[0]
         if keep >= acts.size:
-            return acts
+            return acts.T
+        if self.sparse:
+            return SparseActs.top_k_pairs(acts, keep)
         values, index = jax.lax.top_k(acts.reshape(-1), keep)
-        return jnp.zeros(acts.size, acts.dtype).at[index].set(values).reshape(acts.shape)
+        return jnp.zeros(acts.size, acts.dtype).at[index].set(values).reshape(acts.shape).T
 
     def published(self, threshold):
         return super().published(threshold) | {
@@ -354,11 +410,10 @@ class MatryoshkaBatchTopK(BatchTopK):
         terms = self.matryoshka_terms(T, F)
         if not self.cfg.use_matryoshka_aux_loss:
             return super().penalties(X, T, F, X_hat, extras, ctx) | terms
-        k_aux = max(1, self.cfg.d_in // 2)
-        pre, W_dec = extras["pre"], self.W_dec[...]
+        pre_rows, W_dec = extras["pre_rows"], self.W_dec[...]
         prefixes = self.inner_reconstructions(F) + [X_hat]
-        aux = sum(auxk_loss(pre[start:stop], T - x_hat, W_dec[start:stop],
-                            ctx.dead[start:stop], k_aux)
+        aux = sum(auxk_loss(pre_rows[:, start:stop], T - x_hat, W_dec[start:stop],
+                            ctx.dead[start:stop], self.k_aux, self.sparse_aux)
                   for (start, stop), x_hat in zip(self.cfg.group_bounds, prefixes))
         return {"auxk": ctx.aux_loss_coefficient * aux} | terms
 

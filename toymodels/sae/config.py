@@ -38,6 +38,7 @@ SparsityLoss = Literal["step", "tanh"]
 BDecInit = Literal["zeros", "mean", "geometric_median"]
 Normalize = Literal["none", "expected_average_only_in"]
 Resample = Literal["none", "simple", "loss_weighted"]
+Decoding = Literal["auto", "dense", "sparse"]
 
 #: the swept fields each architecture reads; the others' values are ignored by it, and a grid
 #: that sweeps one an architecture ignores is refused.
@@ -185,6 +186,12 @@ class SAEConfig:
         "directions) or loss_weighted (inputs drawn ∝ their squared reconstruction error), as ARENA"
     )
     resample_every: int = static(2500, "steps between resamplings (≥ 1)")
+    decoding: Decoding = static(
+        "auto", "how topk, batchtopk and matryoshka_batchtopk decode in training: dense (W_decᵀ F), "
+        "sparse (from the gathered rows of the selected latents; toymodels.sae.sparse), or auto: "
+        "sparse where d_sae ≥ toymodels.sae.sparse.MIN_RATIO (128) times k (k_aux for "
+        "AuxK), the crossover measured on CPU; the other architectures are always dense"
+    )
     l1_coefficient: float = swept(1.0, "sparsity coefficient of standard and gated, ≥ 0")
     l0_coefficient: float = swept(1.0, "sparsity coefficient of jumprelu, ≥ 0")
     aux_loss_coefficient: float = swept(
@@ -263,6 +270,11 @@ class SAEConfig:
         _check_int("dead_feature_window", self.dead_feature_window, 1)
         _check_literal("resample", self.resample, Resample.__args__)
         _check_int("resample_every", self.resample_every, 1)
+        _check_literal("decoding", self.decoding, Decoding.__args__)
+        if self.decoding == "sparse" and self.architecture not in _TOPK:
+            _fail("decoding", f"'auto' or 'dense' for architecture {self.architecture!r} (only "
+                  "topk, batchtopk and matryoshka_batchtopk select latents to decode sparsely)",
+                  self.decoding)
         for name in ("l1_coefficient", "l0_coefficient", "aux_loss_coefficient",
                      "pre_act_loss_coefficient"):
             _check_float(name, getattr(self, name), 0.0, math.inf, high_open=True)

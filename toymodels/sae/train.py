@@ -37,6 +37,7 @@ from toymodels.optim import make_optimizer
 from toymodels.sae import architectures as arch
 from toymodels.sae.config import SAEConfig
 from toymodels.sae.resample import resample
+from toymodels.sae.sparse import SparseActs
 from toymodels.sources import as_source
 from toymodels.trainable import TrainState, stream_keys
 from toymodels.train import static_only
@@ -174,11 +175,14 @@ class SAETrainer:
         Returns (total, (feature_acts (batch, d_sae), x̂ (batch, d_out), {term: value})).
         """
         total, (F, X_hat, terms) = self.loss_columns(params, X.T, T.T, ctx)
+        if isinstance(F, SparseActs):
+            F = F.dense()
         return total, (F.T, X_hat.T, terms)
 
     def loss_columns(self, params: dict, X: jax.Array, T: jax.Array, ctx: arch.Context):
         """`loss` on a feature-major batch, what the step differentiates: X (d_in, batch),
-        T (d_out, batch); feature_acts (d_sae, batch) and x̂ (d_out, batch)."""
+        T (d_out, batch); feature_acts (d_sae, batch), or a `SparseActs` of the selected latents
+        when decoding sparsely, and x̂ (d_out, batch)."""
         module = nnx.merge(self.graphdef, params)
         F, extras = module.train_encode(X, ctx)
         X_hat = module.decode(F)
@@ -232,13 +236,16 @@ class SAETrainer:
         if cfg.has_unit_norm_decoder:
             params = params | {"W_dec": params["W_dec"] / norm(params["W_dec"], keepdims=True)}
 
-        fired = jnp.sum(F > 0, axis=1, dtype=jnp.float32)  # (d_sae,) firings in the batch
+        if isinstance(F, SparseActs):
+            fired, acts = F.firing_counts(), F.values
+        else:
+            fired, acts = jnp.sum(F > 0, axis=1, dtype=jnp.float32), F  # (d_sae,) firings
         since = jnp.where(fired > 0, 0, aux.steps_since_fired + 1)
         window = t >= steps - min(cfg.dead_feature_window, steps)
         threshold = aux.threshold
         if self.module.running_threshold:
-            positive = F > 0
-            smallest = jnp.min(jnp.where(positive, F, jnp.inf))
+            positive = acts > 0
+            smallest = jnp.min(jnp.where(positive, acts, jnp.inf))
             lr = swept.topk_threshold_lr
             threshold = jnp.where(jnp.any(positive), (1 - lr) * threshold + lr * smallest, threshold)
         aux = aux._replace(steps_since_fired=since, threshold=threshold,
