@@ -13,12 +13,18 @@
     same run (`peak.py`, best of numpy and JAX, before and after). Targets: ≥ 70 % of peak, and
     no slower than PyTorch. For scale it also prints what the five matmuls alone reach on these
     shapes (`bare_sae_gflops`: bare vmapped ReLU SAEs on a fixed batch with plain SGD).
+(c) Sparse decoding: 2 TopK SAEs (seeds 0, 1: one per CPU device, as large SAEs are trained;
+    d_in = 512, d_sae = 16,384, k = 32, batch 1024) on ground truth (512-d, 2048 features, ~16
+    active), `decoding="sparse"` against `decoding="dense"` in the same run. SAE-steps/s, and
+    effective GFLOP/s: the five dense matmuls' 10·B·d_in·d_sae per SAE-step for both paths (what
+    the dense path computes; the sparse path does less work for the same step). Target: ≥ 3×.
+    `--d-sae-huge 65536` adds the same comparison at that width.
 
 Compile time is included on the JAX side (caches cleared before every round, persistent cache
 off). Both sides alternate for `--rounds` rounds and the medians are reported. The last line is
 `speedup=<ratio of (a)>`.
 
-    python benchmarks/sae_speed.py            # about 10 minutes on 2 CPU cores
+    python benchmarks/sae_speed.py            # about 13 minutes on 2 CPU cores
     python benchmarks/sae_speed.py --quick    # smoke run
 """
 
@@ -99,6 +105,43 @@ def time_torch_small(toy, n_coefficients: int, n_seeds: int, steps: int) -> floa
     seconds = time.perf_counter() - t0
     assert np.isfinite(losses).all()
     return len(W) * steps / seconds
+
+
+# --- (c) ------------------------------------------------------------------------------------
+
+
+def time_jax_topk(d_sae: int, decoding: str, steps: int) -> tuple[float, float]:
+    import toymodels as tm
+
+    _clear_jax()
+    truth = tm.GroundTruth(d_in=512, n_features=2048, mean_active=16.0, seed=0)
+    sae = tm.SAEConfig(d_in=512, d_sae=d_sae, architecture="topk", k=32, decoding=decoding)
+    train = tm.TrainConfig(steps=steps, batch_size=BATCH, lr=1e-3, log_every=math.gcd(steps, 10))
+    t0 = time.perf_counter()
+    ds = tm.sweep(sae, {"seed": [0, 1]}, train, data=truth, progress=False)
+    np.asarray(ds.W_dec.values)
+    seconds = time.perf_counter() - t0
+    assert not ds.diverged.any()
+    return n_saes(ds, 2) * steps / seconds, seconds
+
+
+def compare_decoding(d_sae: int, steps: int, rounds: int) -> float:
+    """(c): sparse against dense decoding, alternating; prints both and returns the ratio."""
+    flops = sae_matmul_flops(512, d_sae)
+    print(f"(c) 2 TopK SAEs d_in=512 d_sae={d_sae} k=32 batch {BATCH} on ground truth, {steps} "
+          f"steps; {flops / 1e9:.2f} dense GFLOP per SAE-step")
+    rates = {"dense": [], "sparse": []}
+    for r in range(rounds):
+        for decoding in rates:
+            rate, seconds = time_jax_topk(d_sae, decoding, steps)
+            rates[decoding].append(rate)
+            print(f"  round {r + 1}: {decoding} SAE-steps/s={rate:.2f} ({seconds:.1f} s)", flush=True)
+    dense, sparse = (statistics.median(rates[d]) for d in ("dense", "sparse"))
+    ratio = sparse / dense
+    print(f"(c) d_sae={d_sae}: dense SAE-steps/s={dense:.2f} ({dense * flops / 1e9:.1f} effective "
+          f"GFLOP/s), sparse SAE-steps/s={sparse:.2f} ({sparse * flops / 1e9:.1f} effective "
+          f"GFLOP/s): {ratio:.2f}× (target ≥ 3×: {'met' if ratio >= 3 else 'NOT met'})")
+    return ratio
 
 
 # --- (b) ------------------------------------------------------------------------------------
@@ -182,7 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps-large-jax", type=int, default=300)
     parser.add_argument("--steps-large-torch", type=int, default=10)
     parser.add_argument("--d-sae-large", type=int, default=1024)
-    parser.add_argument("--only", choices=["a", "b"], default=None)
+    parser.add_argument("--steps-topk", type=int, default=40)
+    parser.add_argument("--d-sae-huge", type=int, default=None,
+                        help="(c) again at this width (65536: both paths fit in 24 GiB)")
+    parser.add_argument("--only", choices=["a", "b", "c"], default=None)
     parser.add_argument("--quick", action="store_true", help="smoke run: few steps, small peak")
     args = parser.parse_args(argv)
     peak_n = 2048
@@ -190,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.steps_small_jax, args.steps_small_torch = 100, 3
         args.steps_large_jax, args.steps_large_torch, peak_n = 10, 2, 512
+        args.steps_topk = 2
         n_toys, n_coefficients, n_seeds = 4, 4, 4
 
     import toymodels  # noqa: F401  first: it picks JAX's CPU device count
@@ -251,6 +298,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"(b) the five matmuls alone, bare vmapped ReLU SAEs on a fixed batch: GFLOP/s="
               f"{bare:.1f} ({100 * bare / peak:.0f}% of peak); the trainer reaches "
               f"{100 * j_gflops / bare:.0f}% of that")
+    if args.only in (None, "c"):
+        compare_decoding(4096 if args.quick else 16384, args.steps_topk, args.rounds)
+        if args.d_sae_huge:
+            compare_decoding(args.d_sae_huge, max(2, args.steps_topk // 4), args.rounds)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(f"speedup={speedup:.1f}")
 
