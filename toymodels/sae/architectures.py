@@ -32,9 +32,12 @@ every array. The math is the row form above transposed (Π = W_encᵀ X̃ + b_en
 b_dec). For small SAEs (d_in = 2, d_sae = 10) XLA's CPU code runs about 3× faster this way: with
 rows, the minor axis of every elementwise op and reduction is 2 or 10 wide.
 
-With sparse decoding (`SAEConfig.decoding`; `toymodels.sae.sparse`) the TopK family's feature_acts
-are a `SparseActs` of the selected latents instead of a dense F, and `decode`, the Matryoshka
-prefixes and AuxK's reconstruction gather the selected rows of W_dec.
+The TopK family is the exception for its pre-activations, which it computes rows-major, Πᵀ
+(batch, d_sae) (`hidden_pre_rows`): top_k selects along the latents, and at d_sae = 16,384 the
+transpose of a (d_sae, batch) Π cost more than a matmul. Its feature_acts are feature-major as
+everyone's, scattered into (d_sae, batch) from the selected latents; with sparse decoding
+(`SAEConfig.decoding`; `toymodels.sae.sparse`) they stay a `SparseActs` of the selected latents,
+and `decode`, the Matryoshka prefixes and AuxK's reconstruction gather their rows of W_dec.
 """
 
 from __future__ import annotations
