@@ -36,7 +36,8 @@ DEMO_OVERRIDES = {
 #: within 15 minutes on 2 CPU cores; their committed figures stay as they are until `--full`
 #: redraws them. Measured on that machine (December 2026): the 3 -> 2 basin map (12,800 models)
 #: 643 s, the SAE recovery sweep 563 s, memorization at six widths 113 s; all 23 experiments and
-#: their figures 34.4 min, the rest 12.4 min (9.0 min once SAE training went feature-major).
+#: their figures 34.4 min, the rest 12.4 min (9.0 min once SAE training went feature-major, 8.1 min
+#: at a6321cc).
 REPRODUCE_FULL_ONLY = ("tms_phase_3_2_basins", "sae_recovery", "memorization_width")
 
 
