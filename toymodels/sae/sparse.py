@@ -91,9 +91,9 @@ class SparseActs:
 
     def decode(self, W_dec: jax.Array) -> jax.Array:
         """W_decᵀ F without the bias: (d_sae, d_out) -> (d_out, batch)."""
-        rows = W_dec[self.latent]  # (batch, k, d_out) or (K, d_out)
         if self.sample is None:
-            return jnp.einsum("bk,bkd->db", self.values, rows)
+            return decode_top_k_rows(self.values, self.latent, W_dec).T
+        rows = W_dec[self.latent]  # (K, d_out)
         return jax.ops.segment_sum(self.values[:, None] * rows, self.sample, self.batch).T
 
     def group_decodes(self, W_dec: jax.Array, bounds: tuple[tuple[int, int], ...]) -> jax.Array:
