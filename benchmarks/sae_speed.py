@@ -70,20 +70,29 @@ def toy_models(n_toys: int, steps: int):
                     tm.TrainConfig(steps=steps, log_every=steps), progress=False)
 
 
-def time_jax_small(toy, n_coefficients: int, n_seeds: int, steps: int) -> tuple[float, float]:
+def timed_sweep(sae, grid: dict, train, data, expected: int) -> tuple[float, float]:
+    """(SAE-steps/s, seconds) of one `tm.sweep`, caches cleared first (compile included), the
+    SAEs counted from its grid and checked against `expected`."""
     import toymodels as tm
 
     _clear_jax()
+    t0 = time.perf_counter()
+    ds = tm.sweep(sae, grid, train, data=data, progress=False)
+    np.asarray(ds.W_dec.values)
+    seconds = time.perf_counter() - t0
+    assert not ds.diverged.any(), "toymodels produced a non-finite loss"
+    return n_saes(ds, expected) * train.steps / seconds, seconds
+
+
+def time_jax_small(toy, n_coefficients: int, n_seeds: int, steps: int) -> tuple[float, float]:
+    import toymodels as tm
+
     sae = tm.SAEConfig(d_in=2, d_sae=10, unit_norm_decoder=True)
     grid = {"l1_coefficient": np.geomspace(1e-4, 1e-1, n_coefficients).tolist(),
             "seed": list(range(n_seeds))}
     train = tm.TrainConfig(steps=steps, batch_size=BATCH, lr=1e-3, log_every=math.gcd(steps, 100))
-    t0 = time.perf_counter()
-    ds = tm.sweep(sae, grid, train, data=tm.ToyActivations(toy), progress=False)
-    np.asarray(ds.W_dec.values)
-    seconds = time.perf_counter() - t0
-    assert not ds.diverged.any(), "toymodels produced a non-finite loss"
-    return n_saes(ds, toy.sizes["seed"] * n_coefficients * n_seeds) * steps / seconds, seconds
+    return timed_sweep(sae, grid, train, tm.ToyActivations(toy),
+                       toy.sizes["seed"] * n_coefficients * n_seeds)
 
 
 def n_saes(ds, expected: int) -> int:
@@ -113,16 +122,10 @@ def time_torch_small(toy, n_coefficients: int, n_seeds: int, steps: int) -> floa
 def time_jax_topk(d_sae: int, decoding: str, steps: int) -> tuple[float, float]:
     import toymodels as tm
 
-    _clear_jax()
     truth = tm.GroundTruth(d_in=512, n_features=2048, mean_active=16.0, seed=0)
     sae = tm.SAEConfig(d_in=512, d_sae=d_sae, architecture="topk", k=32, decoding=decoding)
     train = tm.TrainConfig(steps=steps, batch_size=BATCH, lr=1e-3, log_every=math.gcd(steps, 10))
-    t0 = time.perf_counter()
-    ds = tm.sweep(sae, {"seed": [0, 1]}, train, data=truth, progress=False)
-    np.asarray(ds.W_dec.values)
-    seconds = time.perf_counter() - t0
-    assert not ds.diverged.any()
-    return n_saes(ds, 2) * steps / seconds, seconds
+    return timed_sweep(sae, {"seed": [0, 1]}, train, truth, 2)
 
 
 def compare_decoding(d_sae: int, steps: int, rounds: int) -> float:
@@ -152,17 +155,11 @@ L1 = [1e-3, 3e-3, 1e-2, 3e-2]
 def time_jax_large(d_sae: int, steps: int) -> tuple[float, float]:
     import toymodels as tm
 
-    _clear_jax()
     truth = tm.GroundTruth(d_in=256, n_features=512, mean_active=5.0, seed=0)
     sae = tm.SAEConfig(d_in=256, d_sae=d_sae)
     train = tm.TrainConfig(steps=steps, batch_size=BATCH, lr=1e-3, log_every=math.gcd(steps, 50))
-    t0 = time.perf_counter()
-    ds = tm.sweep(sae, {"l1_coefficient": L1, "seed": [0, 1, 2, 3]}, train, data=truth,
-                  progress=False)
-    np.asarray(ds.W_dec.values)
-    seconds = time.perf_counter() - t0
-    assert not ds.diverged.any()
-    return n_saes(ds, len(L1) * 4) * steps / seconds, seconds
+    return timed_sweep(sae, {"l1_coefficient": L1, "seed": [0, 1, 2, 3]}, train, truth,
+                       len(L1) * 4)
 
 
 def bare_sae_gflops(d_sae: int, steps: int) -> float:

@@ -228,12 +228,15 @@ class Standard(nnx.Module):
         self.b_enc = nnx.Param(jnp.zeros((self.cfg.d_sae,)))
 
     # A batch, feature-major: X (d_in, batch), T (d_out, batch), F (d_sae, batch).
+    def _folded_bias(self, W: jax.Array, b: jax.Array) -> jax.Array:
+        """b − b_dec W where the input has b_dec subtracted (else b): Wᵀ (X − b_dec) + b written
+        Wᵀ X + (b − b_dec W), the same map, but b_dec's gradient needs no (d_sae, d_in) ×
+        (d_in, batch) product."""
+        return b - self.b_dec[...] @ W if self.cfg.subtracts_b_dec else b
+
     def _encoder(self, X: jax.Array, W: jax.Array, b: jax.Array) -> jax.Array:
-        """Wᵀ (X − b_dec·[apply]) + b, written Wᵀ X + (b − b_dec W): the same map, but b_dec's
-        gradient needs no (d_sae, d_in) × (d_in, batch) product. (d_in, batch) -> (d_sae, batch)."""
-        if self.cfg.subtracts_b_dec:
-            b = b - self.b_dec[...] @ W
-        return W.T @ X + b[:, None]
+        """Wᵀ (X − b_dec·[apply]) + b: (d_in, batch) -> (d_sae, batch)."""
+        return W.T @ X + self._folded_bias(W, b)[:, None]
 
     def hidden_pre(self, X: jax.Array) -> jax.Array:
         """Π = W_encᵀ X̃ + b_enc: (d_in, batch) -> (d_sae, batch)."""
@@ -244,10 +247,8 @@ class Standard(nnx.Module):
         along the latents, which top_k wants as the minor axis: computed in this layout, a large
         SAE's (d_sae, batch) Π is never transposed (at d_sae = 16,384 that copy cost more than a
         matmul)."""
-        W, b = self.W_enc[...], self.b_enc[...]
-        if self.cfg.subtracts_b_dec:
-            b = b - self.b_dec[...] @ W
-        return X.T @ W + b
+        W = self.W_enc[...]
+        return X.T @ W + self._folded_bias(W, self.b_enc[...])
 
     def decode(self, F: jax.Array | SparseActs) -> jax.Array:
         """X̂ = W_decᵀ F + b_dec: (d_sae, batch) -> (d_out, batch)."""
@@ -362,6 +363,7 @@ class TopK(Standard):
 
     @property
     def sparse_aux(self) -> bool:
+        """Whether AuxK reconstructs from its k_aux gathered rows (`SAEConfig.decoding`)."""
         return chooses_sparse(self.cfg.decoding, self.cfg.d_sae, self.k_aux)
 
     def activation(self, pre_rows: jax.Array, ctx: Context) -> jax.Array | SparseActs:

@@ -93,8 +93,7 @@ class SparseActs:
         """W_decᵀ F without the bias: (d_sae, d_out) -> (d_out, batch)."""
         if self.sample is None:
             return decode_top_k_rows(self.values, self.latent, W_dec).T
-        rows = W_dec[self.latent]  # (K, d_out)
-        return jax.ops.segment_sum(self.values[:, None] * rows, self.sample, self.batch).T
+        return self.group_decodes(W_dec, ((0, self.d_sae),))[0]
 
     def group_decodes(self, W_dec: jax.Array, bounds: tuple[tuple[int, int], ...]) -> jax.Array:
         """W_dec[g]ᵀ F[g] of each latent group g = [start, stop) of `bounds` (Matryoshka groups,
