@@ -18,9 +18,10 @@ step, one SAE on both cores), not worth a second gradient to keep right.
 `SAEConfig.decoding` chooses: "dense", "sparse", or "auto": sparse where d_sae ≥ `MIN_RATIO` · k.
 XLA's CPU gathers and scatters cost far more per float than its matmuls, so sparse pays only
 once d_sae/k is large. Measured on the 2-core CPU machine (2 SAEs, d_in = 512, k = 32, per
-SAE-step, dense against sparse): topk 68/70 ms at d_sae = 2048 (ratio 64), 120/93 ms at 4096,
-213/115 ms at 8192, 467/248 ms at 16,384; batchtopk 142/106 ms at 4096; and 16 small SAEs
-(d_in = 64, d_sae = 512, k = 4, ratio 128): topk 9/6 ms, batchtopk 11/7, matryoshka 12/6.
+SAE-step, dense against sparse, both paths as they are now): topk 89/91 ms at d_sae = 4096
+(ratio 128, even), 166/126 ms at 8192; batchtopk 104/107 at 4096, 179/154 at 8192; and 16 small
+SAEs (d_in = 64, d_sae = 512, k = 4, ratio 128): topk 8/5 ms, batchtopk 8/6, matryoshka 8/6. So
+at 128 k sparse breaks even for wide inputs and wins for narrow ones.
 """
 
 from __future__ import annotations
