@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import toymodels as tm
 from toymodels.sae.sparse import MIN_RATIO, SparseActs, chooses_sparse
@@ -43,27 +45,35 @@ def test_sparse_trains_as_dense(case):
         np.testing.assert_allclose(sparse.threshold.values, dense.threshold.values, rtol=1e-4)
 
 
-def test_sparse_acts_match_their_dense_form():
-    pre = jax.random.normal(jax.random.key(0), (30, 8))  # (d_sae, batch)
-    W_dec = jax.random.normal(jax.random.key(1), (30, 5))
-    rows = SparseActs.top_k_rows(pre.T, 3)
-    F = rows.dense()
-    expected = np.asarray(tm.sae.topk_relu(pre.T, 3)).T
-    np.testing.assert_allclose(F, expected)
-    np.testing.assert_allclose(rows.decode(W_dec), W_dec.T @ F, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(rows.firing_counts(), np.sum(expected > 0, axis=1))
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), d_sae=st.integers(2, 40), batch=st.integers(1, 9),
+       k=st.integers(1, 40), keep=st.integers(1, 400), cuts=st.lists(st.floats(0.05, 0.95),
+                                                                     max_size=3))
+def test_sparse_acts_match_their_dense_form(seed, d_sae, batch, k, keep, cuts):
+    """For any shapes: the rows form is topk_relu, the pairs form keeps the `keep` largest of the
+    whole batch, and decode, group decodes and firing counts equal their dense products."""
+    k, keep = min(k, d_sae), min(keep, d_sae * batch)
+    pre = jax.random.normal(jax.random.key(seed), (d_sae, batch))
+    W_dec = jax.random.normal(jax.random.key(seed + 1), (d_sae, 5))
+    rows = SparseActs.top_k_rows(pre.T, k)
+    F = np.asarray(rows.dense())
+    np.testing.assert_allclose(F, np.asarray(tm.sae.topk_relu(pre.T, k)).T)
+    np.testing.assert_allclose(rows.decode(W_dec), W_dec.T @ F, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(rows.firing_counts(), np.sum(F > 0, axis=1))
 
     acts = jax.nn.relu(pre)
-    pairs = SparseActs.top_k_pairs(acts.T, 20)
+    pairs = SparseActs.top_k_pairs(acts.T, keep)
     F = np.asarray(pairs.dense())
-    assert np.sum(F > 0) == min(20, int(np.sum(acts > 0)))
-    assert F[F > 0].min() >= np.sort(np.asarray(acts).ravel())[-20]
-    np.testing.assert_allclose(pairs.decode(W_dec), W_dec.T @ F, rtol=1e-5, atol=1e-6)
-    bounds = ((0, 4), (4, 11), (11, 30))
+    assert np.sum(F > 0) == min(keep, int(np.sum(acts > 0)))
+    if np.any(F > 0):
+        assert F[F > 0].min() >= np.sort(np.asarray(acts).ravel())[-keep]
+    np.testing.assert_allclose(pairs.decode(W_dec), W_dec.T @ F, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(pairs.firing_counts(), np.sum(F > 0, axis=1))
+    starts = sorted({0} | {int(c * d_sae) for c in cuts})
+    bounds = tuple(zip(starts, starts[1:] + [d_sae]))
     groups = pairs.group_decodes(W_dec, bounds)
-    for g, (start, stop) in enumerate(bounds):
-        np.testing.assert_allclose(groups[g], W_dec[start:stop].T @ F[start:stop], rtol=1e-5,
-                                   atol=1e-6)
+    for g, (lo, hi) in enumerate(bounds):
+        np.testing.assert_allclose(groups[g], W_dec[lo:hi].T @ F[lo:hi], rtol=1e-5, atol=1e-5)
 
 
 def test_auto_chooses_by_ratio():
