@@ -276,16 +276,17 @@ class Standard(nnx.Module):
         pre = self.hidden_pre(X)
         return jax.nn.relu(pre), {"pre": pre}
 
-    def weighted_l1(self, F: jax.Array) -> jax.Array:
-        """Σ_i w_i f_i of each example, w = `penalty_weights`: (d_sae, batch) -> (batch,).
+    def mean_weighted_l1(self, F: jax.Array) -> jax.Array:
+        """mean_b Σ_i w_i f_ib, w = `penalty_weights`: (d_sae, batch) -> ().
 
-        A weighted sum over the latent axis, not a (d_sae,) × (d_sae, batch) product: vmapped,
-        that product made XLA copy F into a (d_sae, model·batch) layout every step."""
-        return jnp.sum(self.penalty_weights()[:, None] * F, axis=0)
+        Each latent's row is averaged over the batch first, then weighted, Σ_i w_i mean_b f_ib:
+        weighting the (d_sae, batch) array first made XLA write the broadcast weights and their
+        cotangent as two more (d_sae, batch) arrays every step."""
+        return jnp.dot(self.penalty_weights(), jnp.mean(F, axis=1))
 
     def penalties(self, X, T, F, X_hat, extras, ctx: Context) -> dict[str, jax.Array]:
         """The architecture's loss terms beside the reconstruction, each a batch mean."""
-        return {"l1": ctx.l1_coefficient * jnp.mean(self.weighted_l1(F))} | (
+        return {"l1": ctx.l1_coefficient * self.mean_weighted_l1(F)} | (
             self.matryoshka_terms(T, F))
 
     def inner_reconstructions(self, F: jax.Array) -> list[jax.Array]:
@@ -483,7 +484,7 @@ class Gated(Standard):
         gate_acts = jax.nn.relu(extras["gate"])
         via_gate = jax.lax.stop_gradient(self.W_dec[...]).T @ gate_acts + jax.lax.stop_gradient(
             self.b_dec[...])[:, None]
-        return {"l1": ctx.l1_coefficient * jnp.mean(self.weighted_l1(gate_acts)),
+        return {"l1": ctx.l1_coefficient * self.mean_weighted_l1(gate_acts),
                 "aux": jnp.mean(jnp.sum((via_gate - T) ** 2, axis=0))}
 
     def published(self, threshold):
