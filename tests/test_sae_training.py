@@ -33,7 +33,7 @@ from sae_reference import (
     trainer_batch,
     unit_norm,
 )
-from toymodels.sae.train import geometric_median
+from toymodels.sae.train import count_positive, geometric_median
 
 BATCH, STEPS, WINDOW = 16, 8, 2
 
@@ -162,6 +162,19 @@ def test_recipe_defaults_are_saelens():
     t = trainer.train_config
     assert (t.optimizer, t.max_grad_norm) == ("adam", 1.0)
     assert trainer.swept(cfg, train, 0).weight_decay == 0.0
+
+
+@pytest.mark.parametrize("batch", [1, 100, 128, 384, 1000, 255 * 128, 256 * 128])
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_count_positive_counts_each_latents_firings(batch, share):
+    # multiples of 128 take the uint8 slices (a full slice of 128 firings included), the rest
+    # and more than 255 slices the plain count
+    rng = np.random.default_rng(batch)
+    F = np.where(rng.random((3, batch)) < share, rng.random((3, batch)) + 1e-3, 0.0)
+    F[0] = -np.abs(F[0])  # never fires: negative values do not count
+    got = np.asarray(jax.jit(count_positive)(jnp.asarray(F, jnp.float32)))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.sum(F > 0, axis=1))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -97,6 +97,18 @@ class SAEAux(NamedTuple):
     scale_out: jax.Array  # () float32 … and of the target
 
 
+def count_positive(F: jax.Array) -> jax.Array:
+    """(d_sae,) float32: how many of each latent's batch entries are positive; F (d_sae, batch).
+
+    Counted in uint8 over slices of 128 columns first, then in float32: XLA fuses that into one
+    pass over F, where a float32 count wrote F > 0 out as another (d_sae, batch) array."""
+    d_sae, batch = F.shape
+    if batch % 128 or batch // 128 > 255:
+        return jnp.sum(F > 0, axis=1, dtype=jnp.float32)
+    slices = (F > 0).astype(jnp.uint8).reshape(d_sae, batch // 128, 128)
+    return jnp.sum(jnp.sum(slices, axis=1, dtype=jnp.uint8), axis=1, dtype=jnp.float32)
+
+
 def geometric_median(points: jax.Array, iterations: int = 100, eps: float = 1e-8) -> jax.Array:
     """argmin_y Σ_b ‖x_b − y‖ by Weiszfeld's iteration from the mean: (batch, d) -> (d,)."""
 
@@ -239,7 +251,7 @@ class SAETrainer:
         if isinstance(F, SparseActs):
             fired, acts = F.firing_counts(), F.values
         else:
-            fired, acts = jnp.sum(F > 0, axis=1, dtype=jnp.float32), F  # (d_sae,) firings
+            fired, acts = count_positive(F), F  # (d_sae,) firings
         since = jnp.where(fired > 0, 0, aux.steps_since_fired + 1)
         window = t >= steps - min(cfg.dead_feature_window, steps)
         threshold = aux.threshold
