@@ -1,6 +1,7 @@
 """Feature trees in GroundTruth: firing rates, conditionals, exclusivity, presets, errors."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -72,18 +73,21 @@ def test_presets_match_the_published_toys():
                                    np.eye(truth.n_features), atol=1e-5)
 
 
-def test_no_tree_draws_the_stream_it_always_drew():
-    """Adding trees must not change a plain GroundTruth's stream (committed results use it)."""
-    truth = tm.GroundTruth(d_in=6, n_features=9, mean_active=2.0, seed=4)
+def test_no_tree_draws_the_documented_stream():
+    """A plain GroundTruth's stream, bit for bit: trees must not change it (committed results
+    use it). One uniform per (sample, feature) gates and scales, c = u / p where u < p; an empty
+    sample's closest feature gets the sample's one fresh uniform."""
+    truth = tm.GroundTruth(d_in=6, n_features=9, mean_active=0.5, seed=4)
     key = jax.random.key(7)
     gate_key, magnitude_key, _ = jax.random.split(key, 3)
-    u = jax.random.uniform(gate_key, (16, 9))
-    p = truth.probabilities
-    active = np.array(u < p)
-    empty = ~active.any(axis=1)
-    active[empty, np.argmin(np.asarray(u / p), axis=1)[empty]] = True
-    want = np.where(active, np.asarray(jax.random.uniform(magnitude_key, (16, 9))), 0.0)
-    np.testing.assert_array_equal(np.asarray(truth.coefficients(key, 16)), want)
+    ratio = np.asarray(jax.random.uniform(gate_key, (64, 9)) / jnp.asarray(truth.probabilities,
+                                                                           jnp.float32))
+    fallback = np.asarray(jax.random.uniform(magnitude_key, (64, 1)))
+    want = np.where(ratio < 1, ratio, 0.0)
+    empty = np.flatnonzero(~(ratio < 1).any(axis=1))
+    assert len(empty) > 5  # mean_active 0.5 leaves empty samples to fill
+    want[empty, np.argmin(ratio[empty], axis=1)] = fallback[empty, 0]
+    np.testing.assert_array_equal(np.asarray(truth.coefficients(key, 64)), want)
     assert (truth.parents == -1).all()
 
 
