@@ -1,7 +1,7 @@
 """Why a JumpReLU SAE with the default settings stays dense on small ground truth, and what
 makes it sparse: the measured table (issue 18).
 
-    python experiments/jumprelu_sparsity.py               # every row (~5 min on 2 cores)
+    python experiments/jumprelu_sparsity.py               # every row (~3 min on 2 cores)
     python experiments/jumprelu_sparsity.py --only default bandwidth
     python experiments/jumprelu_sparsity.py --list        # the rows and what each tests
 
