@@ -1,6 +1,8 @@
 """Sparse decoding (`SAEConfig.decoding`, `toymodels.sae.sparse`) trains the same SAEs as the dense
 path: 200 steps of each TopK-family architecture on one stream, losses, weights and firing
-counts compared; `SparseActs` against its dense form; the auto rule; bad values refused."""
+counts compared; `SparseActs` against its dense form; the custom gradients of `pre_at` and
+`gather_decode` against autodiff of their plain forms, and the blocked transpose, as properties
+over shapes; the auto rule; bad values refused."""
 
 import dataclasses
 
@@ -12,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import toymodels as tm
+from toymodels.sae import sparse
 from toymodels.sae.sparse import MIN_RATIO, SparseActs, chooses_sparse
 
 TRUTH = tm.GroundTruth(d_in=16, n_features=48, mean_active=3.0, seed=0)
@@ -111,3 +114,84 @@ def test_bad_decoding_is_refused():
         tm.SAEConfig(d_in=4, d_sae=8, decoding="sparse")
     cfg = tm.SAEConfig(d_in=4, d_sae=8, architecture="topk", k=2, decoding="sparse")
     assert dataclasses.replace(cfg, decoding="dense").decoding == "dense"
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 40), m=st.integers(1, 9),
+       block=st.sampled_from([1, 2, 4, 128]))
+def test_blocked_transpose_is_the_transpose(seed, n, m, block):
+    x = jax.random.normal(jax.random.key(seed), (n * (block if block < 128 else 1), m))
+    np.testing.assert_array_equal(sparse.transpose(x, block), np.asarray(x).T)
+
+
+def _pairs(key, batch, d_sae, k, form):
+    """Selected (latent, sample) of a batch: each row's k distinct latents, or K random pairs."""
+    k1, k2 = jax.random.split(key)
+    if form == "rows":
+        return jax.random.permutation(k1, jnp.tile(jnp.arange(d_sae), (batch, 1)), axis=1,
+                                      independent=True)[:, :k], None
+    return (jax.random.randint(k1, (k * batch,), 0, d_sae),
+            jax.random.randint(k2, (k * batch,), 0, batch))
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**16), d_in=st.sampled_from([3, 256]),
+       d_sae=st.sampled_from([7, 256]), batch=st.integers(1, 5), k=st.integers(1, 7),
+       form=st.sampled_from(["rows", "pairs"]), dense_grad=st.booleans())
+def test_pre_at_differentiates_as_the_gathered_pre_activations(seed, d_in, d_sae, batch, k, form,
+                                                               dense_grad):
+    """pre_at's custom gradient (scatter-adds into W_encᵀ and the bias, or one dense matmul)
+    equals autodiff of the plain gather of Xᵀ W_enc + bias, in X, W_enc and the bias."""
+    keys = jax.random.split(jax.random.key(seed), 5)
+    X = jax.random.normal(keys[0], (d_in, batch))
+    W = jax.random.normal(keys[1], (d_in, d_sae))
+    b = jax.random.normal(keys[2], (d_sae,))
+    latent, sample = _pairs(keys[3], batch, d_sae, min(k, d_sae), form)
+    weight = jax.random.normal(keys[4], latent.shape)
+
+    def selected(X, W, b):
+        enc = sparse.EncoderMap(X, W, b)
+        return jnp.sum(weight * sparse.pre_at(enc.pre(), enc, latent, sample, dense_grad))
+
+    def plain(X, W, b):
+        pre = X.T @ W + b
+        at = jnp.take_along_axis(pre, latent, 1) if sample is None else pre[sample, latent]
+        return jnp.sum(weight * at)
+
+    np.testing.assert_allclose(selected(X, W, b), plain(X, W, b), rtol=1e-5, atol=1e-5)
+    for got, want in zip(jax.grad(selected, (0, 1, 2))(X, W, b), jax.grad(plain, (0, 1, 2))(X, W, b)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**16), d_out=st.sampled_from([5, 256]),
+       d_sae=st.sampled_from([7, 256]), batch=st.integers(1, 5), k=st.integers(1, 7),
+       groups=st.integers(1, 3), form=st.sampled_from(["rows", "pairs"]))
+def test_gather_decode_differentiates_as_the_segment_sum(seed, d_out, d_sae, batch, k, groups,
+                                                         form):
+    """gather_decode's custom gradient (∂v from the gathered rows, ∂W_dec a scatter-add) equals
+    autodiff of the plain segment sum of v_j W_dec[latent_j], feature-major."""
+    keys = jax.random.split(jax.random.key(seed), 4)
+    W_dec = jax.random.normal(keys[0], (d_sae, d_out))
+    latent, sample = _pairs(keys[1], batch, d_sae, min(k, d_sae), form)
+    values = jax.random.normal(keys[2], latent.shape)
+    if form == "rows":
+        segment, n_segments = None, batch
+        plain_segment = jnp.repeat(jnp.arange(batch), latent.shape[1])
+    else:
+        n_segments = groups * batch
+        segment = sample + batch * jax.random.randint(keys[3], sample.shape, 0, groups)
+        plain_segment = segment
+    cotangent = jax.random.normal(keys[3], (d_out, n_segments))
+
+    def gathered(values, W_dec):
+        return jnp.sum(cotangent * sparse.gather_decode(values, latent, segment, n_segments, W_dec))
+
+    def plain(values, W_dec):
+        rows = values.reshape(-1, 1) * W_dec[latent.reshape(-1)]
+        return jnp.sum(cotangent * jax.ops.segment_sum(rows, plain_segment, n_segments).T)
+
+    np.testing.assert_allclose(gathered(values, W_dec), plain(values, W_dec), rtol=1e-4, atol=1e-4)
+    for got, want in zip(jax.grad(gathered, (0, 1))(values, W_dec),
+                         jax.grad(plain, (0, 1))(values, W_dec)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

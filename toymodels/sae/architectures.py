@@ -37,7 +37,9 @@ The TopK family is the exception for its pre-activations, which it computes rows
 transpose of a (d_sae, batch) Π cost more than a matmul. Its feature_acts are feature-major as
 everyone's, scattered into (d_sae, batch) from the selected latents; with sparse decoding
 (`SAEConfig.decoding`; `toymodels.sae.sparse`) they stay a `SparseActs` of the selected latents,
-and `decode`, the Matryoshka prefixes and AuxK's reconstruction gather their rows of W_dec.
+and `decode`, the Matryoshka prefixes and AuxK's reconstruction gather their rows of W_dec;
+the gradient reaches W_enc from the selected pre-activations alone (`sparse.pre_at`), so that
+only the encoder's forward pass is a dense (batch, d_sae) product.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ from flax import nnx
 
 from toymodels.analysis._vectors import norm
 from toymodels.sae.config import SAEConfig
-from toymodels.sae.sparse import SparseActs, chooses_sparse, decode_top_k_rows
+from toymodels.sae.sparse import (EncoderMap, SparseActs, chooses_sparse, decode_top_k_rows,
+                                   pre_at)
 
 Params = dict[str, jax.Array]
 
@@ -247,8 +250,13 @@ class Standard(nnx.Module):
         along the latents, which top_k wants as the minor axis: computed in this layout, a large
         SAE's (d_sae, batch) Π is never transposed (at d_sae = 16,384 that copy cost more than a
         matmul)."""
+        return self.encoder_map(X).pre()
+
+    def encoder_map(self, X: jax.Array) -> EncoderMap:
+        """The encoder's map Πᵀ = Xᵀ W_enc + (b_enc − b_dec W_enc·[apply]) of X (d_in, batch),
+        whose selected outputs `toymodels.sae.sparse.pre_at` differentiates sparsely."""
         W = self.W_enc[...]
-        return X.T @ W + self._folded_bias(W, self.b_enc[...])
+        return EncoderMap(X, W, self._folded_bias(W, self.b_enc[...]))
 
     def decode(self, F: jax.Array | SparseActs) -> jax.Array:
         """X̂ = W_decᵀ F + b_dec: (d_sae, batch) -> (d_out, batch)."""
@@ -316,7 +324,7 @@ class Standard(nnx.Module):
 
 
 def auxk_loss(pre_rows: jax.Array, residual: jax.Array, W_dec: jax.Array, dead: jax.Array,
-              k_aux: int, sparse: bool = False) -> jax.Array:
+              k_aux: int, sparse: bool = False, encoder: EncoderMap | None = None) -> jax.Array:
     """Gao et al.'s AuxK: the top k_aux dead latents reconstruct the residual.
 
     ê = W_decᵀ TopK_aux(π over dead latents) (no bias); loss = mean_b ‖ê − e‖² ·
@@ -324,7 +332,9 @@ def auxk_loss(pre_rows: jax.Array, residual: jax.Array, W_dec: jax.Array, dead: 
     than k_aux latents (an undercomplete SAE) all dead ones reconstruct, and the scale keeps
     k_aux as its denominator (SAELens). pre_rows (batch, d_sae) (`hidden_pre_rows`), residual
     (d_out, batch), W_dec (d_sae, d_out), dead (d_sae,). `sparse`: ê from the k_aux gathered
-    rows of W_dec.
+    rows of W_dec. `encoder`, the `EncoderMap` that computed pre_rows: the gradient reaches it
+    inside the branch (`toymodels.sae.sparse.pre_at`), not as a dense (batch, d_sae) ∂pre_rows
+    that the cond would fill with zeros every step no latent is dead.
 
     A `lax.cond` on any latent being dead: an SAE trained unbatched (one per device,
     `toymodels.loop.over_models`) skips the reconstruction's matmuls until a latent dies.
@@ -332,20 +342,26 @@ def auxk_loss(pre_rows: jax.Array, residual: jax.Array, W_dec: jax.Array, dead: 
     # checkpointed: the branch keeps no residuals of its own for the backward pass, which the
     # cond would otherwise materialise (as zeros when no latent is dead) every step
     aux = jax.checkpoint(functools.partial(_auxk, k_aux=k_aux, sparse=sparse))
+    if encoder is not None:
+        pre_rows = jax.lax.stop_gradient(pre_rows)
     return jax.lax.cond(jnp.any(dead), aux, lambda *_: jnp.zeros((), pre_rows.dtype),
-                        pre_rows, residual, W_dec, dead)
+                        pre_rows, residual, W_dec, dead, encoder)
 
 
-def _auxk(pre_rows, residual, W_dec, dead, *, k_aux: int, sparse: bool) -> jax.Array:
+def _auxk(pre_rows, residual, W_dec, dead, encoder, *, k_aux: int, sparse: bool) -> jax.Array:
     masked = jnp.where(dead, pre_rows, -jnp.inf)  # (batch, d_sae): top_k runs along latents
     values, index = jax.lax.top_k(masked, min(k_aux, pre_rows.shape[1]))
+    if encoder is not None:  # the same values, differentiated in the encoder's parameters
+        values = jnp.where(jnp.isfinite(values), pre_at(pre_rows, encoder, index, None,
+                                                        dense_grad=True), values)
     values = jnp.where(jnp.isfinite(values), jax.nn.relu(values), 0.0)
-    if sparse:
-        e_hat = decode_top_k_rows(values, index, W_dec)
+    residual = jax.lax.stop_gradient(residual)
+    if sparse:  # feature-major, as the residual
+        err = jnp.sum((decode_top_k_rows(values, index, W_dec) - residual) ** 2, axis=0)
     else:
         e_hat = _scatter_last(jnp.zeros_like(masked), index, values) @ W_dec
+        err = jnp.sum((e_hat - residual.T) ** 2, axis=-1)
     scale = jnp.minimum(jnp.sum(dead) / k_aux, 1.0)
-    err = jnp.sum((e_hat - jax.lax.stop_gradient(residual.T)) ** 2, axis=-1)
     return scale * jnp.mean(err)
 
 
@@ -367,20 +383,25 @@ class TopK(Standard):
         """Whether AuxK reconstructs from its k_aux gathered rows (`SAEConfig.decoding`)."""
         return chooses_sparse(self.cfg.decoding, self.cfg.d_sae, self.k_aux)
 
-    def activation(self, pre_rows: jax.Array, ctx: Context) -> jax.Array | SparseActs:
-        """pre_rows (batch, d_sae) -> feature_acts (d_sae, batch): each example's k largest."""
-        acts = SparseActs.top_k_rows(pre_rows, self.cfg.k)
+    def activation(self, pre_rows: jax.Array, ctx: Context, encoder: EncoderMap | None = None
+                   ) -> jax.Array | SparseActs:
+        """pre_rows (batch, d_sae) -> feature_acts (d_sae, batch): each example's k largest.
+        With the `encoder` that computed pre_rows (sparse decoding), their gradient reaches it
+        from the selected latents alone."""
+        acts = SparseActs.top_k_rows(pre_rows, self.cfg.k, encoder)
         # dense: scattered straight into the (d_sae, batch) layout (a transpose of the rows'
         # dense F cost 150 ms a step at d_sae = 16,384, where it met the firing counts)
         return acts if self.sparse else acts.dense()
 
     def train_encode(self, X, ctx):
-        pre_rows = self.hidden_pre_rows(X)
-        return self.activation(pre_rows, ctx), {"pre_rows": pre_rows}
+        encoder = self.encoder_map(X)
+        pre_rows = encoder.pre()
+        encoder = encoder if self.sparse else None  # dense: the gradient goes through top_k
+        return self.activation(pre_rows, ctx, encoder), {"pre_rows": pre_rows, "encoder": encoder}
 
     def penalties(self, X, T, F, X_hat, extras, ctx):
         aux = auxk_loss(extras["pre_rows"], T - X_hat, self.W_dec[...], ctx.dead, self.k_aux,
-                        self.sparse_aux)
+                        self.sparse_aux, extras["encoder"])
         return {"auxk": ctx.aux_loss_coefficient * aux}
 
 
@@ -391,12 +412,11 @@ class BatchTopK(TopK):
     extra_params = ("threshold",)
     running_threshold = True
 
-    def activation(self, pre_rows, ctx):
-        acts = jax.nn.relu(pre_rows)
+    def activation(self, pre_rows, ctx, encoder=None):
         keep = self.cfg.k * pre_rows.shape[0]
-        if keep >= acts.size:
-            return acts.T
-        selected = SparseActs.top_k_pairs(acts, keep)
+        if keep >= pre_rows.size:
+            return jax.nn.relu(pre_rows).T
+        selected = SparseActs.top_k_pairs(pre_rows, keep, encoder)
         return selected if self.sparse else selected.dense()
 
     def published(self, threshold):
@@ -415,10 +435,11 @@ class MatryoshkaBatchTopK(BatchTopK):
         terms = self.matryoshka_terms(T, F)
         if not self.cfg.use_matryoshka_aux_loss:
             return super().penalties(X, T, F, X_hat, extras, ctx) | terms
-        pre_rows, W_dec = extras["pre_rows"], self.W_dec[...]
+        pre_rows, W_dec, encoder = extras["pre_rows"], self.W_dec[...], extras["encoder"]
         prefixes = self.inner_reconstructions(F) + [X_hat]
         aux = sum(auxk_loss(pre_rows[:, start:stop], T - x_hat, W_dec[start:stop],
-                            ctx.dead[start:stop], self.k_aux, self.sparse_aux)
+                            ctx.dead[start:stop], self.k_aux, self.sparse_aux,
+                            None if encoder is None else encoder.latents(start, stop))
                   for (start, stop), x_hat in zip(self.cfg.group_bounds, prefixes))
         return {"auxk": ctx.aux_loss_coefficient * aux} | terms
 

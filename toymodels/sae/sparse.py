@@ -1,19 +1,26 @@
-"""Sparse decoding for the TopK family: the selected latents of a batch, and decoding from them.
+"""Sparse training for the TopK family: the selected latents of a batch, and the two products
+of a step that need only them.
 
-A TopK SAE keeps k of d_sae latents per example, so three of the five matmuls of a dense training
-step — decoding F W_dec, ∂W_dec and ∂F — need only the k selected latents (Gao et al. 2024).
-`SparseActs` holds a feature-major batch's selected latents as (latent, value) pairs:
+A TopK SAE keeps k of d_sae latents per example, so four of the five matmuls of a dense training
+step need only the k selected latents (Gao et al. 2024): decoding F W_dec, ∂W_dec and ∂F, and
+∂W_enc, since the gradient reaching the pre-activations is zero off the selected ones. Only the
+encoder's forward pass, which chooses them, is dense. `SparseActs` holds a batch's selected
+latents as (latent, value) pairs:
 
 - *rows* (topk: exactly k per example): `values`, `latent` (batch, k);
 - *pairs* (batchtopk, matryoshka_batchtopk: k·batch over the whole batch): `values`, `latent`,
   `sample` (k·batch,).
 
-Decoding gathers the selected rows of W_dec, x̂_b = Σ_j v_bj W_dec[latent_bj] (rows: a batched
-product; pairs: a segment sum over the samples), and autodiff turns the gather into a scatter-add
-for ∂W_dec and ∂v. The gradient reaching the pre-activations is scattered into a dense (batch,
-d_sae) array, so ∂W_enc stays one dense matmul: on XLA's CPU backend a custom VJP scattering the
-k·batch input rows instead measured only 6 % faster at d_sae = 16,384 (205 against 217 ms a
-step, one SAE on both cores), not worth a second gradient to keep right.
+Two custom VJPs carry the gradient through them without a dense (batch, d_sae) array:
+
+- `gather_decode`: x̂_b = Σ_j v_bj W_dec[latent_bj] from the gathered rows of W_dec (summed per
+  example, or per (Matryoshka group, example)); ∂v_bj = W_dec[latent_bj] · ∂x̂_b, and ∂W_dec a
+  scatter-add of the rows v_bj ∂x̂_b.
+- `pre_at`: the selected pre-activations π_bj of the encoder's map π = x W_enc + bias (an
+  `EncoderMap`), read from the dense pre-activations that chose them; ∂W_encᵀ a scatter-add of
+  the rows ∂π_bj x_b, ∂bias a scatter-add of ∂π_bj. AuxK's k_aux = d_in // 2 dead latents per
+  example are too many for that to pay, so its `pre_at` scatters ∂π into a dense array and takes
+  one matmul (`dense_grad`), inside AuxK's branch, which runs only while a latent is dead.
 
 `SAEConfig.decoding` chooses: "dense", "sparse", or "auto": sparse where d_sae ≥ `MIN_RATIO` · k.
 XLA's CPU gathers and scatters cost far more per float than its matmuls, so sparse pays only
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +49,43 @@ def chooses_sparse(decoding: str, d_sae: int, k: int) -> bool:
     if decoding == "auto":
         return d_sae >= MIN_RATIO * k
     return decoding == "sparse"
+
+
+class EncoderMap(NamedTuple):
+    """The encoder's affine map of a feature-major batch, Πᵀ = Xᵀ W_enc + bias, one row per
+    example (the bias with b_dec folded in): X (d_in, batch), W_enc (d_in, d_sae), bias (d_sae,)."""
+
+    X: jax.Array
+    W_enc: jax.Array
+    bias: jax.Array
+
+    def pre(self) -> jax.Array:
+        """The dense pre-activations, (batch, d_sae)."""
+        return self.X.T @ self.W_enc + self.bias
+
+    def latents(self, start: int, stop: int) -> "EncoderMap":
+        """The map onto latents [start, stop) alone."""
+        return EncoderMap(self.X, self.W_enc[:, start:stop], self.bias[start:stop])
+
+
+def transpose(x: jax.Array, block: int = 128) -> jax.Array:
+    """xᵀ of a 2-d array, written out in blocks of `block` rows by a loop.
+
+    XLA's CPU backend fuses a plain transpose into the ops that read it, which then read the
+    source with a stride for every element: a (d_in, batch) input broadcast over k latents and
+    read so cost 50 ms a step at batch 1024, k 32 (4× the same product from contiguous rows),
+    and the (d_sae, d_in) → (d_in, d_sae) ∂W_enc 47 ms against 27 ms in blocks. A loop is not
+    fused, so the transpose is materialised once, each block's source in cache.
+    """
+    n, m = x.shape
+    if n % block or n == block:
+        return x.T
+
+    def write(i, out):
+        rows = jax.lax.dynamic_slice_in_dim(x, i * block, block, 0)
+        return jax.lax.dynamic_update_slice_in_dim(out, rows.T, i * block, 1)
+
+    return jax.lax.fori_loop(0, n // block, write, jnp.zeros((m, n), x.dtype))
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["values", "latent", "sample"],
@@ -61,17 +106,28 @@ class SparseActs:
     batch: int
 
     @classmethod
-    def top_k_rows(cls, pre_rows: jax.Array, k: int) -> "SparseActs":
-        """ReLU of each example's k largest pre-activations: pre_rows (batch, d_sae)."""
+    def top_k_rows(cls, pre_rows: jax.Array, k: int, encoder: EncoderMap | None = None
+                   ) -> "SparseActs":
+        """ReLU of each example's k largest pre-activations: pre_rows (batch, d_sae). With the
+        `encoder` that computed them, their gradient reaches it sparsely (`pre_at`); without,
+        through top_k's dense one."""
         values, latent = jax.lax.top_k(pre_rows, k)
+        if encoder is not None:
+            values = pre_at(pre_rows, encoder, latent, None)
         return cls(jax.nn.relu(values), latent, None, pre_rows.shape[1], pre_rows.shape[0])
 
     @classmethod
-    def top_k_pairs(cls, acts_rows: jax.Array, keep: int) -> "SparseActs":
-        """The `keep` largest entries of the whole (batch, d_sae) array `acts_rows` (batchtopk)."""
-        batch, d_sae = acts_rows.shape
-        values, flat = jax.lax.top_k(acts_rows.reshape(-1), keep)
-        return cls(values, flat % d_sae, flat // d_sae, d_sae, batch)
+    def top_k_pairs(cls, pre_rows: jax.Array, keep: int, encoder: EncoderMap | None = None
+                    ) -> "SparseActs":
+        """The `keep` largest entries of the whole (batch, d_sae) ReLU(pre_rows) (batchtopk);
+        `encoder` as in `top_k_rows`."""
+        batch, d_sae = pre_rows.shape
+        acts = jax.nn.relu(pre_rows)
+        values, flat = jax.lax.top_k(acts.reshape(-1), keep)
+        latent, sample = flat % d_sae, flat // d_sae
+        if encoder is not None:
+            values = jax.nn.relu(pre_at(pre_rows, encoder, latent, sample))
+        return cls(values, latent, sample, d_sae, batch)
 
     @property
     def samples(self) -> jax.Array:
@@ -92,21 +148,116 @@ class SparseActs:
 
     def decode(self, W_dec: jax.Array) -> jax.Array:
         """W_decᵀ F without the bias: (d_sae, d_out) -> (d_out, batch)."""
-        if self.sample is None:
-            return decode_top_k_rows(self.values, self.latent, W_dec).T
         return self.group_decodes(W_dec, ((0, self.d_sae),))[0]
 
     def group_decodes(self, W_dec: jax.Array, bounds: tuple[tuple[int, int], ...]) -> jax.Array:
         """W_dec[g]ᵀ F[g] of each latent group g = [start, stop) of `bounds` (Matryoshka groups,
         covering all latents in order): (G, d_out, batch), from one gather and one segment sum."""
+        if len(bounds) == 1 and self.sample is None:
+            return gather_decode(self.values, self.latent, None, self.batch, W_dec)[None]
         starts = jnp.asarray([start for start, _ in bounds])
         group = jnp.searchsorted(starts, self.latent, side="right") - 1
-        weighted = self.values.reshape(-1, 1) * W_dec[self.latent.reshape(-1)]
         segment = (group * self.batch + self.samples).reshape(-1)
-        sums = jax.ops.segment_sum(weighted, segment, len(bounds) * self.batch)
-        return jnp.swapaxes(sums.reshape(len(bounds), self.batch, -1), 1, 2)
+        sums = gather_decode(self.values.reshape(-1), self.latent.reshape(-1), segment,
+                             len(bounds) * self.batch, W_dec)
+        return jnp.swapaxes(sums.reshape(-1, len(bounds), self.batch), 0, 1)
+
+
+# --- decoding: x̂ from the gathered rows of W_dec --------------------------------------------
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def gather_decode(values: jax.Array, latent: jax.Array, segment: jax.Array | None,
+                  n_segments: int, W_dec: jax.Array) -> jax.Array:
+    """Σ v_j W_dec[latent_j] over the pairs j of each segment, feature-major: (d_out, n_segments).
+
+    values, latent (K,) with segment (K,) the output column of each pair; or values, latent
+    (batch, k) with segment None, column b summing its k pairs. Backward: ∂v_j = W_dec[latent_j]
+    · ∂out[:, segment_j] and ∂W_dec = scatter-add over latent_j of v_j ∂out[:, segment_j], no
+    dense (d_sae, batch) array.
+    """
+    rows = W_dec[latent]
+    if segment is None:
+        return jnp.einsum("bk,bkd->db", values, rows)
+    return jax.ops.segment_sum(values[:, None] * rows, segment, n_segments).T
+
+
+def _gather_decode_fwd(values, latent, segment, n_segments, W_dec):
+    return gather_decode(values, latent, segment, n_segments, W_dec), (values, latent, segment,
+                                                                         W_dec)
+
+
+def _gather_decode_bwd(n_segments, res, g):
+    values, latent, segment, W_dec = res
+    g = transpose(g)  # (n_segments, d_out), one contiguous row per segment
+    if segment is None:
+        d_values = jnp.einsum("bkd,bd->bk", W_dec[latent], g)
+        updates = values[..., None] * g[:, None, :]
+    else:
+        g_pairs = g[segment]  # ∂out of each pair's segment
+        d_values = jnp.sum(W_dec[latent] * g_pairs, axis=-1)
+        updates = values[:, None] * g_pairs
+    d_W_dec = jnp.zeros_like(W_dec).at[latent.reshape(-1)].add(
+        updates.reshape(-1, W_dec.shape[1]))
+    return d_values, None, None, d_W_dec
+
+
+gather_decode.defvjp(_gather_decode_fwd, _gather_decode_bwd)
 
 
 def decode_top_k_rows(values: jax.Array, latent: jax.Array, W_dec: jax.Array) -> jax.Array:
-    """Σ_j values[b, j] W_dec[latent[b, j]] for each row b: (batch, k) -> (batch, d_out)."""
-    return jnp.einsum("bk,bkd->bd", values, W_dec[latent])
+    """Σ_j values[b, j] W_dec[latent[b, j]] for each row b: (batch, k) -> (d_out, batch)."""
+    return gather_decode(values, latent, None, values.shape[0], W_dec)
+
+
+# --- encoding: the selected pre-activations and their sparse gradient -----------------------
+
+
+def pre_at(pre_rows: jax.Array, encoder: EncoderMap, latent: jax.Array,
+           sample: jax.Array | None, dense_grad: bool = False) -> jax.Array:
+    """The pre-activations π[sample, latent] that `encoder` computed as `pre_rows` (batch, d_sae),
+    differentiable in the encoder's W_enc, bias and X_rows, not in pre_rows (which must be
+    `encoder.pre()`: it is read, not recomputed).
+
+    latent (batch, k) with sample None (row b's k latents), or latent, sample (K,). The gradient
+    reaches W_enc as a scatter-add of the K rows ∂π x_sample into W_encᵀ, or, with `dense_grad`,
+    as one matmul x_rowsᵀ ∂Π of ∂π scattered into a dense (batch, d_sae) ∂Π (cheaper when K is
+    a large share of batch · d_sae).
+    """
+    return _pre_at(jax.lax.stop_gradient(pre_rows), encoder, latent, sample, dense_grad)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _pre_at(pre_rows, encoder, latent, sample, dense_grad):
+    if sample is None:
+        return jnp.take_along_axis(pre_rows, latent, axis=1)
+    return pre_rows[sample, latent]
+
+
+def _pre_at_fwd(pre_rows, encoder, latent, sample, dense_grad):
+    return _pre_at(pre_rows, encoder, latent, sample, dense_grad), (encoder, latent, sample)
+
+
+def _pre_at_bwd(dense_grad, res, g):
+    (X, W_enc, bias), latent, sample = res
+    (d_in, batch), d_sae = X.shape, W_enc.shape[1]
+    rows = (jnp.arange(batch)[:, None], latent) if sample is None else (sample, latent)
+    if dense_grad:
+        d_pre = jnp.zeros((batch, d_sae), g.dtype).at[rows].add(g)
+        d_encoder = EncoderMap(W_enc @ d_pre.T, X @ d_pre, jnp.sum(d_pre, axis=0))
+        return None, d_encoder, None, None
+    flat = latent.reshape(-1)
+    X_rows = transpose(X)  # (batch, d_in), one contiguous row per example
+    # ∂π_j x_sample(j), one row per pair; rows form: example b's row k times, no gather
+    x = X_rows[:, None, :] if sample is None else X_rows[sample]
+    updates = (g[..., None] * x).reshape(-1, d_in)
+    d_W_enc = transpose(jnp.zeros((d_sae, d_in), g.dtype).at[flat].add(updates))
+    d_bias = jnp.zeros((d_sae,), g.dtype).at[flat].add(g.reshape(-1))
+    # ∂X: the encoder's input is data in training, where this is unused and XLA drops it
+    W_rows = W_enc.T[latent]
+    d_X = (jnp.einsum("bk,bkd->db", g, W_rows) if sample is None else
+           jnp.zeros((batch, d_in), g.dtype).at[sample].add(g[:, None] * W_rows).T)
+    return None, EncoderMap(d_X, d_W_enc, d_bias), None, None
+
+
+_pre_at.defvjp(_pre_at_fwd, _pre_at_bwd)
