@@ -19,16 +19,19 @@ Two custom VJPs carry the gradient through them without a dense (batch, d_sae) a
 - `pre_at`: the selected pre-activations π_bj of the encoder's map π = x W_enc + bias (an
   `EncoderMap`), read from the dense pre-activations that chose them; ∂W_encᵀ a scatter-add of
   the rows ∂π_bj x_b, ∂bias a scatter-add of ∂π_bj. AuxK's k_aux = d_in // 2 dead latents per
-  example are too many for that to pay, so its `pre_at` scatters ∂π into a dense array and takes
-  one matmul (`dense_grad`), inside AuxK's branch, which runs only while a latent is dead.
+  example are many more (256 at d_in = 512, against k = 32 in `benchmarks/sae_speed.py` (c)),
+  so its `pre_at` scatters ∂π into a dense array and takes one matmul (`dense_grad`), inside
+  AuxK's branch, which runs only while a latent is dead.
 
 `SAEConfig.decoding` chooses: "dense", "sparse", or "auto": sparse where d_sae ≥ `MIN_RATIO` · k.
 XLA's CPU gathers and scatters cost far more per float than its matmuls, so sparse pays only
-once d_sae/k is large. Measured on the 2-core CPU machine (2 SAEs, d_in = 512, k = 32, per
-SAE-step, dense against sparse, both paths as they are now): topk 89/91 ms at d_sae = 4096
-(ratio 128, even), 166/126 ms at 8192; batchtopk 104/107 at 4096, 179/154 at 8192; and 16 small
-SAEs (d_in = 64, d_sae = 512, k = 4, ratio 128): topk 8/5 ms, batchtopk 8/6, matryoshka 8/6. So
-at 128 k sparse breaks even for wide inputs and wins for narrow ones.
+once d_sae/k is large. Measured on the 2-core CPU machine with ∂W_enc sparse (December 2026;
+steady state per SAE-step, (t₄₀ − t₁₀)/30 of `tm.sweep` runs, dense against sparse): 2 SAEs of
+d_in = 512, k = 32: topk 137/83 ms at d_sae = 4096 (ratio 128), 261/120 at 8192; batchtopk
+161/89 at 4096, 290/147 at 8192; 16 SAEs of d_in = 64, d_sae = 512, k = 4 (ratio 128): topk
+9.2/6.3 ms, batchtopk 10.5/7.4, matryoshka 11.0/8.6. Sparse wins at 128 k by 1.3–1.8×; below
+128 k it was not measured again (before ∂W_enc was sparse, 128 k was where the two broke even
+for d_in = 512), so the rule stays.
 """
 
 from __future__ import annotations
