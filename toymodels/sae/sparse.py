@@ -71,14 +71,15 @@ class EncoderMap(NamedTuple):
         return EncoderMap(self.X, self.W_enc[:, start:stop], self.bias[start:stop])
 
 
-def transpose(x: jax.Array, block: int = 128) -> jax.Array:
+def transpose(x: jax.Array, block: int = 32) -> jax.Array:
     """xᵀ of a 2-d array, written out in blocks of `block` rows by a loop.
 
     XLA's CPU backend fuses a plain transpose into the ops that read it, which then read the
     source with a stride for every element: a (d_in, batch) input broadcast over k latents and
-    read so cost 50 ms a step at batch 1024, k 32 (4× the same product from contiguous rows),
-    and the (d_sae, d_in) → (d_in, d_sae) ∂W_enc 47 ms against 27 ms in blocks. A loop is not
-    fused, so the transpose is materialised once, each block's source in cache.
+    read so cost 50 ms a step at batch 1024, k 32 (4× the same product from contiguous rows).
+    A loop is not fused, so the transpose is materialised once, each block's source in cache:
+    the (d_sae, d_in) → (d_in, d_sae) ∂W_enc at d_sae 16,384, d_in 512 took 16 ms on one core in
+    blocks of 32 rows, 26 ms in blocks of 128, and about 45 ms as XLA's plain transpose.
     """
     n, m = x.shape
     if n % block or n == block:
