@@ -33,7 +33,7 @@ b_dec). For small SAEs (d_in = 2, d_sae = 10) XLA's CPU code runs about 3× fast
 rows, the minor axis of every elementwise op and reduction is 2 or 10 wide.
 
 The TopK family is the exception for its pre-activations, which it computes rows-major, Πᵀ
-(batch, d_sae) (`hidden_pre_rows`): top_k selects along the latents, and at d_sae = 16,384 the
+(batch, d_sae) (`encoder_map`): top_k selects along the latents, and at d_sae = 16,384 the
 transpose of a (d_sae, batch) Π cost more than a matmul. Its feature_acts are feature-major as
 everyone's, scattered into (d_sae, batch) from the selected latents; with sparse decoding
 (`SAEConfig.decoding`; `toymodels.sae.sparse`) they stay a `SparseActs` of the selected latents,
@@ -53,8 +53,7 @@ from flax import nnx
 
 from toymodels.analysis._vectors import norm
 from toymodels.sae.config import SAEConfig
-from toymodels.sae.sparse import (EncoderMap, SparseActs, chooses_sparse, decode_top_k_rows,
-                                   pre_at)
+from toymodels.sae.sparse import EncoderMap, SparseActs, chooses_sparse, gather_decode, pre_at
 
 Params = dict[str, jax.Array]
 
@@ -245,16 +244,12 @@ class Standard(nnx.Module):
         """Π = W_encᵀ X̃ + b_enc: (d_in, batch) -> (d_sae, batch)."""
         return self._encoder(X, self.W_enc[...], self.b_enc[...])
 
-    def hidden_pre_rows(self, X: jax.Array) -> jax.Array:
-        """Πᵀ, one row per example: (d_in, batch) -> (batch, d_sae). The TopK family selects
-        along the latents, which top_k wants as the minor axis: computed in this layout, a large
-        SAE's (d_sae, batch) Π is never transposed (at d_sae = 16,384 that copy cost more than a
-        matmul)."""
-        return self.encoder_map(X).pre()
-
     def encoder_map(self, X: jax.Array) -> EncoderMap:
         """The encoder's map Πᵀ = Xᵀ W_enc + (b_enc − b_dec W_enc·[apply]) of X (d_in, batch),
-        whose selected outputs `toymodels.sae.sparse.pre_at` differentiates sparsely."""
+        one row per example: `.pre()` is (batch, d_sae), and `toymodels.sae.sparse.pre_at`
+        differentiates its selected outputs sparsely. The TopK family selects along the latents,
+        which top_k wants as the minor axis: computed in this layout, a large SAE's (d_sae,
+        batch) Π is never transposed (at d_sae = 16,384 that copy cost more than a matmul)."""
         W = self.W_enc[...]
         return EncoderMap(X, W, self._folded_bias(W, self.b_enc[...]))
 
@@ -330,7 +325,7 @@ def auxk_loss(pre_rows: jax.Array, residual: jax.Array, W_dec: jax.Array, dead: 
     ê = W_decᵀ TopK_aux(π over dead latents) (no bias); loss = mean_b ‖ê − e‖² ·
     min(n_dead / k_aux, 1), with e = target − x̂ detached. 0 when no latent is dead. With fewer
     than k_aux latents (an undercomplete SAE) all dead ones reconstruct, and the scale keeps
-    k_aux as its denominator (SAELens). pre_rows (batch, d_sae) (`hidden_pre_rows`), residual
+    k_aux as its denominator (SAELens). pre_rows (batch, d_sae) (`encoder_map(X).pre()`), residual
     (d_out, batch), W_dec (d_sae, d_out), dead (d_sae,). `sparse`: ê from the k_aux gathered
     rows of W_dec. `encoder`, the `EncoderMap` that computed pre_rows: the gradient reaches it
     inside the branch (`toymodels.sae.sparse.pre_at`), not as a dense (batch, d_sae) ∂pre_rows
@@ -357,7 +352,8 @@ def _auxk(pre_rows, residual, W_dec, dead, encoder, *, k_aux: int, sparse: bool)
     values = jnp.where(jnp.isfinite(values), jax.nn.relu(values), 0.0)
     residual = jax.lax.stop_gradient(residual)
     if sparse:  # feature-major, as the residual
-        err = jnp.sum((decode_top_k_rows(values, index, W_dec) - residual) ** 2, axis=0)
+        e_hat = gather_decode(values, index, None, values.shape[0], W_dec)
+        err = jnp.sum((e_hat - residual) ** 2, axis=0)
     else:
         e_hat = _scatter_last(jnp.zeros_like(masked), index, values) @ W_dec
         err = jnp.sum((e_hat - residual.T) ** 2, axis=-1)
@@ -412,7 +408,8 @@ class BatchTopK(TopK):
     extra_params = ("threshold",)
     running_threshold = True
 
-    def activation(self, pre_rows, ctx, encoder=None):
+    def activation(self, pre_rows: jax.Array, ctx: Context, encoder: EncoderMap | None = None
+                   ) -> jax.Array | SparseActs:
         keep = self.cfg.k * pre_rows.shape[0]
         if keep >= pre_rows.size:
             return jax.nn.relu(pre_rows).T

@@ -20,8 +20,9 @@ Two custom VJPs carry the gradient through them without a dense (batch, d_sae) a
   `EncoderMap`), read from the dense pre-activations that chose them; ∂W_encᵀ a scatter-add of
   the rows ∂π_bj x_b, ∂bias a scatter-add of ∂π_bj. AuxK's k_aux = d_in // 2 dead latents per
   example are many more (256 at d_in = 512, against k = 32 in `benchmarks/sae_speed.py` (c)),
-  so its `pre_at` scatters ∂π into a dense array and takes one matmul (`dense_grad`), inside
-  AuxK's branch, which runs only while a latent is dead.
+  so its `pre_at` scatters ∂π into a dense array and takes one matmul (`dense_grad`; chosen
+  without measuring, as one matmul against a scatter of k_aux · batch rows), inside AuxK's
+  branch, which an SAE trained unbatched (one per device) runs only while a latent is dead.
 
 `SAEConfig.decoding` chooses: "dense", "sparse", or "auto": sparse where d_sae ≥ `MIN_RATIO` · k.
 XLA's CPU gathers and scatters cost far more per float than its matmuls, so sparse pays only
@@ -56,7 +57,8 @@ def chooses_sparse(decoding: str, d_sae: int, k: int) -> bool:
 
 class EncoderMap(NamedTuple):
     """The encoder's affine map of a feature-major batch, Πᵀ = Xᵀ W_enc + bias, one row per
-    example (the bias with b_dec folded in): X (d_in, batch), W_enc (d_in, d_sae), bias (d_sae,)."""
+    example: X (d_in, batch), W_enc (d_in, d_sae), bias (d_sae,) (b_enc, with b_dec folded in
+    where the SAE subtracts it from its input)."""
 
     X: jax.Array
     W_enc: jax.Array
@@ -67,11 +69,11 @@ class EncoderMap(NamedTuple):
         return self.X.T @ self.W_enc + self.bias
 
     def latents(self, start: int, stop: int) -> "EncoderMap":
-        """The map onto latents [start, stop) alone."""
+        """The map onto latents [start, stop) alone: W_enc (d_in, stop − start), bias likewise."""
         return EncoderMap(self.X, self.W_enc[:, start:stop], self.bias[start:stop])
 
 
-def transpose(x: jax.Array, block: int = 32) -> jax.Array:
+def blocked_transpose(x: jax.Array, block: int = 32) -> jax.Array:
     """xᵀ of a 2-d array, written out in blocks of `block` rows by a loop.
 
     XLA's CPU backend fuses a plain transpose into the ops that read it, which then read the
@@ -193,7 +195,7 @@ def _gather_decode_fwd(values, latent, segment, n_segments, W_dec):
 
 def _gather_decode_bwd(n_segments, res, g):
     values, latent, segment, W_dec = res
-    g = transpose(g)  # (n_segments, d_out), one contiguous row per segment
+    g = blocked_transpose(g)  # (n_segments, d_out), one contiguous row per segment
     if segment is None:
         d_values = jnp.einsum("bkd,bd->bk", W_dec[latent], g)
         updates = values[..., None] * g[:, None, :]
@@ -209,24 +211,18 @@ def _gather_decode_bwd(n_segments, res, g):
 gather_decode.defvjp(_gather_decode_fwd, _gather_decode_bwd)
 
 
-def decode_top_k_rows(values: jax.Array, latent: jax.Array, W_dec: jax.Array) -> jax.Array:
-    """Σ_j values[b, j] W_dec[latent[b, j]] for each row b: (batch, k) -> (d_out, batch)."""
-    return gather_decode(values, latent, None, values.shape[0], W_dec)
-
-
 # --- encoding: the selected pre-activations and their sparse gradient -----------------------
 
 
 def pre_at(pre_rows: jax.Array, encoder: EncoderMap, latent: jax.Array,
            sample: jax.Array | None, dense_grad: bool = False) -> jax.Array:
     """The pre-activations π[sample, latent] that `encoder` computed as `pre_rows` (batch, d_sae),
-    differentiable in the encoder's W_enc, bias and X_rows, not in pre_rows (which must be
+    differentiable in the encoder's X, W_enc and bias, not in pre_rows (which must be
     `encoder.pre()`: it is read, not recomputed).
 
     latent (batch, k) with sample None (row b's k latents), or latent, sample (K,). The gradient
     reaches W_enc as a scatter-add of the K rows ∂π x_sample into W_encᵀ, or, with `dense_grad`,
-    as one matmul x_rowsᵀ ∂Π of ∂π scattered into a dense (batch, d_sae) ∂Π (cheaper when K is
-    a large share of batch · d_sae).
+    as one matmul X ∂Π of ∂π scattered into a dense (batch, d_sae) ∂Π.
     """
     return _pre_at(jax.lax.stop_gradient(pre_rows), encoder, latent, sample, dense_grad)
 
@@ -251,11 +247,11 @@ def _pre_at_bwd(dense_grad, res, g):
         d_encoder = EncoderMap(W_enc @ d_pre.T, X @ d_pre, jnp.sum(d_pre, axis=0))
         return None, d_encoder, None, None
     flat = latent.reshape(-1)
-    X_rows = transpose(X)  # (batch, d_in), one contiguous row per example
+    X_rows = blocked_transpose(X)  # (batch, d_in), one contiguous row per example
     # ∂π_j x_sample(j), one row per pair; rows form: example b's row k times, no gather
     x = X_rows[:, None, :] if sample is None else X_rows[sample]
     updates = (g[..., None] * x).reshape(-1, d_in)
-    d_W_enc = transpose(jnp.zeros((d_sae, d_in), g.dtype).at[flat].add(updates))
+    d_W_enc = blocked_transpose(jnp.zeros((d_sae, d_in), g.dtype).at[flat].add(updates))
     d_bias = jnp.zeros((d_sae,), g.dtype).at[flat].add(g.reshape(-1))
     # ∂X: the encoder's input is data in training, where this is unused and XLA drops it
     W_rows = W_enc.T[latent]
