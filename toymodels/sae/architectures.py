@@ -346,10 +346,10 @@ def auxk_loss(pre_rows: jax.Array, residual: jax.Array, W_dec: jax.Array, dead: 
 def _auxk(pre_rows, residual, W_dec, dead, encoder, *, k_aux: int, sparse: bool) -> jax.Array:
     masked = jnp.where(dead, pre_rows, -jnp.inf)  # (batch, d_sae): top_k runs along latents
     values, index = jax.lax.top_k(masked, min(k_aux, pre_rows.shape[1]))
-    if encoder is not None:  # the same values, differentiated in the encoder's parameters
-        values = jnp.where(jnp.isfinite(values), pre_at(pre_rows, encoder, index, None,
-                                                        dense_grad=True), values)
-    values = jnp.where(jnp.isfinite(values), jax.nn.relu(values), 0.0)
+    finite = jnp.isfinite(values)  # -inf where fewer than k_aux latents are dead
+    if encoder is not None:  # the same values where finite, differentiated in the encoder
+        values = pre_at(pre_rows, encoder, index, None, dense_grad=True)
+    values = jnp.where(finite, jax.nn.relu(values), 0.0)
     residual = jax.lax.stop_gradient(residual)
     if sparse:  # feature-major, as the residual
         e_hat = gather_decode(values, index, None, values.shape[0], W_dec)

@@ -241,9 +241,9 @@ def _pre_at_fwd(pre_rows, encoder, latent, sample, dense_grad):
 def _pre_at_bwd(dense_grad, res, g):
     (X, W_enc, bias), latent, sample = res
     (d_in, batch), d_sae = X.shape, W_enc.shape[1]
-    rows = (jnp.arange(batch)[:, None], latent) if sample is None else (sample, latent)
     if dense_grad:
-        d_pre = jnp.zeros((batch, d_sae), g.dtype).at[rows].add(g)
+        rows = jnp.arange(batch)[:, None] if sample is None else sample
+        d_pre = jnp.zeros((batch, d_sae), g.dtype).at[rows, latent].add(g)
         d_encoder = EncoderMap(W_enc @ d_pre.T, X @ d_pre, jnp.sum(d_pre, axis=0))
         return None, d_encoder, None, None
     flat = latent.reshape(-1)
