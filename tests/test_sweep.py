@@ -126,3 +126,24 @@ def test_a_block_of_one_model_runs_unbatched():
     two = str(jax.make_jaxpr(mapped)(jnp.ones((2, 2)), 3.0))
     assert "cond" in one and "select_n" not in one
     assert "select_n" in two
+    in_turn = over_models(f, (0, None), in_turn=True)
+    x = jnp.array([[1.0, 2.0], [-3.0, 1.0], [0.5, 0.5]])
+    np.testing.assert_allclose(in_turn(x, 3.0), jax.vmap(f, in_axes=(0, None))(x, 3.0))
+    turns = str(jax.make_jaxpr(in_turn)(x, 3.0))
+    assert "cond" in turns and "select_n" not in turns
+
+
+def test_models_in_turn_train_as_vmapped(monkeypatch):
+    """A block whose models each overflow the cache trains them one after another
+    (`runner.models_in_turn`); the results are the vmapped block's to float tolerance."""
+    import toymodels.runner as runner
+
+    t = tm.TrainConfig(steps=40, batch_size=64, log_every=20)
+    grid = {"seed": [0, 1, 2], "feature_probability": [0.1, 0.3]}
+    vmapped = tm.sweep(MODEL, grid, t, chunk_size=6, progress=False)
+    assert not runner.models_in_turn(jax.devices(), make_trainer(MODEL, t))
+    monkeypatch.setattr(runner, "CPU_BLOCK_BYTES", 1)
+    assert runner.models_in_turn(jax.devices(), make_trainer(MODEL, t))
+    in_turn = tm.sweep(MODEL, grid, t, chunk_size=6, progress=False)
+    for name in ("W", "b", "loss_history"):
+        np.testing.assert_allclose(in_turn[name], vmapped[name], rtol=1e-5, atol=1e-6)

@@ -1,4 +1,5 @@
-"""Training a block of models at once: `vmap` over models, one `lax.scan` over steps.
+"""Training a block of models at once: `vmap` over models (or, for models that each overflow the
+cache, one after another within each step), one `lax.scan` over steps.
 
 Generic over the trainer (see `toymodels.trainable`) and over how its data arrives:
 
@@ -103,21 +104,32 @@ class HostBatches(NamedTuple):
         return None  # host data has no held-out set of its own
 
 
-def over_models(f: Callable, in_axes: tuple) -> Callable:
-    """`jax.vmap(f, in_axes)` over the block's models; a block of one model runs f unbatched (its
-    leading axis taken off and put back), so that a `lax.cond` inside f stays a branch: vmap
-    turns a cond whose predicate differs between models into a select that computes both (a
-    large SAE, one per device, skips AuxK's matmuls while no latent is dead)."""
+def over_models(f: Callable, in_axes: tuple, in_turn: bool = False) -> Callable:
+    """f over the block's models: the args whose axis in `in_axes` is 0 have one row per model,
+    those whose axis is None are shared.
+
+    By default `jax.vmap(f, in_axes)`; with `in_turn`, one model after another in a `lax.map`
+    (`toymodels.runner.models_in_turn` says when). A block of one model runs f unbatched (its
+    leading axis taken off and put back), as models in turn do, so that a `lax.cond` inside f
+    stays a branch: vmap turns a cond whose predicate differs between models into a select that
+    computes both (a large SAE, one per device, skips AuxK's matmuls while no latent is dead)."""
     batched = jax.vmap(f, in_axes=in_axes)
 
     def mapped(*args):
         sizes = {a.shape[0] for x, axis in zip(args, in_axes) if axis == 0
                  for a in jax.tree.leaves(x)}
-        if sizes != {1}:
+        if sizes == {1}:
+            one = [jax.tree.map(lambda a: a[0], x) if axis == 0 else x
+                   for x, axis in zip(args, in_axes)]
+            return jax.tree.map(lambda a: a[None], f(*one))
+        if not in_turn:
             return batched(*args)
-        one = [jax.tree.map(lambda a: a[0], x) if axis == 0 else x
-               for x, axis in zip(args, in_axes)]
-        return jax.tree.map(lambda a: a[None], f(*one))
+
+        def one_model(rows):
+            rows = iter(rows)
+            return f(*[next(rows) if axis == 0 else x for x, axis in zip(args, in_axes)])
+
+        return jax.lax.map(one_model, [x for x, axis in zip(args, in_axes) if axis == 0])
 
     return mapped
 
@@ -144,7 +156,8 @@ def init(trainer: Trainer, swept: Any, feed: Streams | HostBatches) -> TrainStat
 
 
 def run(trainer: Trainer, state: TrainState, swept: Any, feed: Streams | HostBatches,
-        start_step: jax.Array, n_logs: int) -> tuple[TrainState, dict[str, jax.Array]]:
+        start_step: jax.Array, n_logs: int, in_turn: bool = False
+        ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Advance a block of models by n_logs logging intervals, in one `lax.scan`.
 
     Args:
@@ -153,6 +166,7 @@ def run(trainer: Trainer, state: TrainState, swept: Any, feed: Streams | HostBat
       feed: where each step's batches come from.
       start_step: the step the block is at (a multiple of log_every).
       n_logs: static number of logging intervals to run.
+      in_turn: step the block's models one after another instead of vmapped (`over_models`).
 
     Returns:
       The state after n_logs · log_every steps, and {metric: (model, n_logs)} the mean of each
@@ -162,7 +176,7 @@ def run(trainer: Trainer, state: TrainState, swept: Any, feed: Streams | HostBat
     log_every = trainer.train_config.log_every
     snapshot_steps = np.asarray(trainer.train_config.snapshot_steps, np.int32)
     batch_at, axis = feed.batches(trainer, swept)
-    step = over_models(trainer.step, (0, 0, axis, None))
+    step = over_models(trainer.step, (0, 0, axis, None), in_turn)
     test = feed.test_batch(trainer, swept)
 
     def one_step(state, t):
