@@ -67,12 +67,12 @@ def models_in_turn(devices, trainer: Trainer) -> bool:
     """Whether a block's models take each step one after another (`loop.over_models`) rather
     than vmapped: on a CPU, where one model's activations alone overflow CPU_BLOCK_BYTES. Such a
     block is formed to share its data streams and give each compiled call more work, not to
-    batch small arrays; vmapped, its (model, d_sae, batch) arrays are many times the cache and
-    every elementwise pass streams them from memory, while one model's stay in cache between
-    its matmuls. Measured on a 2-core EPYC, steady state, 8 models per device: 16 standard SAEs
+    batch small arrays; vmapped, its (model, d_sae, batch) arrays outgrow the cache and every
+    elementwise pass streams them from memory, while one model's stay in cache between its
+    matmuls. Measured on a 2-core EPYC, steady state, 8 models per device: 16 standard SAEs
     (d_in 256, d_sae 1024, batch 1024) 311 against 322 ms a step (three rounds alternating);
     16 TMS models (1000 features, d_hidden 40, batch 1024) 49.2–49.6 against 52.1–53.8 s for
-    300 steps, compile included. On an accelerator models stay vmapped, its parallelism."""
+    300 steps, compile included. On an accelerator the models stay vmapped, for its parallelism."""
     return devices[0].platform == "cpu" and trainer.point_bytes() > CPU_BLOCK_BYTES
 
 

@@ -331,8 +331,9 @@ def auxk_loss(pre_rows: jax.Array, residual: jax.Array, W_dec: jax.Array, dead: 
     inside the branch (`toymodels.sae.sparse.pre_at`), not as a dense (batch, d_sae) ∂pre_rows
     that the cond would fill with zeros every step no latent is dead.
 
-    A `lax.cond` on any latent being dead: an SAE trained unbatched (one per device,
-    `toymodels.loop.over_models`) skips the reconstruction's matmuls until a latent dies.
+    A `lax.cond` on any latent being dead: an SAE trained unbatched (one per device, or large
+    SAEs in turn, `toymodels.loop.over_models`) skips the reconstruction's matmuls until a
+    latent dies.
     """
     # checkpointed: the branch keeps no residuals of its own for the backward pass, which the
     # cond would otherwise materialise (as zeros when no latent is dead) every step

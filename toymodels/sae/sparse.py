@@ -22,7 +22,8 @@ Two custom VJPs carry the gradient through them without a dense (batch, d_sae) a
   example are many more (256 at d_in = 512, against k = 32 in `benchmarks/sae_speed.py` (c)),
   so its `pre_at` scatters ∂π into a dense array and takes one matmul (`dense_grad`; chosen
   without measuring, as one matmul against a scatter of k_aux · batch rows), inside AuxK's
-  branch, which an SAE trained unbatched (one per device) runs only while a latent is dead.
+  branch, which an SAE trained unbatched (one per device, or in turn) runs only while a latent
+  is dead.
 
 `SAEConfig.decoding` chooses: "dense", "sparse", or "auto": sparse where d_sae ≥ `MIN_RATIO` · k.
 XLA's CPU gathers and scatters cost far more per float than its matmuls, so sparse pays only
