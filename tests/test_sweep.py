@@ -134,16 +134,20 @@ def test_a_block_of_one_model_runs_unbatched():
 
 
 def test_models_in_turn_train_as_vmapped(monkeypatch):
-    """A block whose models each overflow the cache trains them one after another
-    (`runner.models_in_turn`); the results are the vmapped block's to float tolerance."""
+    """A block whose models each overflow the cache, and together overflow it more, trains them
+    one after another (`runner.models_in_turn`); the results are the vmapped block's to float
+    tolerance."""
     import toymodels.runner as runner
 
     t = tm.TrainConfig(steps=40, batch_size=64, log_every=20)
     grid = {"seed": [0, 1, 2], "feature_probability": [0.1, 0.3]}
     vmapped = tm.sweep(MODEL, grid, t, chunk_size=6, progress=False)
-    assert not runner.models_in_turn(jax.devices(), make_trainer(MODEL, t))
+    trainer = make_trainer(MODEL, t)
+    assert not runner.models_in_turn(jax.devices(), trainer, 3)
     monkeypatch.setattr(runner, "CPU_BLOCK_BYTES", 1)
-    assert runner.models_in_turn(jax.devices(), make_trainer(MODEL, t))
+    assert not runner.models_in_turn(jax.devices(), trainer, 3)  # the block fits the cache
+    monkeypatch.setattr(runner, "CPU_TURN_BYTES", 1)
+    assert runner.models_in_turn(jax.devices(), trainer, 3)
     in_turn = tm.sweep(MODEL, grid, t, chunk_size=6, progress=False)
     for name in ("W", "b", "loss_history"):
         np.testing.assert_allclose(in_turn[name], vmapped[name], rtol=1e-5, atol=1e-6)

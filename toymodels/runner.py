@@ -41,6 +41,14 @@ CPU_BLOCK_BYTES = 5 * 2**19
 #: and models of one seed share their data stream (16 SAEs of 1024 latents at batch 1024: measured
 #: 71 GFLOP/s in blocks of 8 on 2 cores against 44 in blocks of 1).
 CPU_LARGE_BLOCK_BYTES = 64 * 2**20
+#: a block of such models whose activations together pass this many bytes steps its models one
+#: after another (`models_in_turn`). Measured on the same EPYC (32 MiB of L3 for both cores), in
+#: turn against vmapped: 8 SAEs per device of d_in 256, d_sae 1024, batch 1024 (a 64 MiB block)
+#: 311 against 322 ms a step at steady state, three rounds alternating; 8 TMS models per device
+#: of 1000 features, d_hidden 40, batch 1024 (31 MiB) 49.2–49.6 against 52.1–53.8 s for 300
+#: steps; but `experiments/sae_universality.toml`, whose d_sae 2048 and 4096 sweeps hold 2 SAEs
+#: of batch 256 per device (8 and 16 MiB), 87–99 against 86–89 s.
+CPU_TURN_BYTES = 24 * 2**20
 #: segments a chunk's training is cut into, for the progress bar.
 TARGET_SEGMENTS = 10
 #: at most this many bytes of host batches per segment (one segment trains while the next is read).
@@ -63,17 +71,17 @@ def default_points_per_device(devices, trainer: Trainer, n_points: int) -> int:
     return max(1, min(need, memory // 4 // per_point))
 
 
-def models_in_turn(devices, trainer: Trainer) -> bool:
+def models_in_turn(devices, trainer: Trainer, per_device: int) -> bool:
     """Whether a block's models take each step one after another (`loop.over_models`) rather
-    than vmapped: on a CPU, where one model's activations alone overflow CPU_BLOCK_BYTES. Such a
-    block is formed to share its data streams and give each compiled call more work, not to
-    batch small arrays; vmapped, its (model, d_sae, batch) arrays outgrow the cache and every
-    elementwise pass streams them from memory, while one model's stay in cache between its
-    matmuls. Measured on a 2-core EPYC, steady state, 8 models per device: 16 standard SAEs
-    (d_in 256, d_sae 1024, batch 1024) 311 against 322 ms a step (three rounds alternating);
-    16 TMS models (1000 features, d_hidden 40, batch 1024) 49.2–49.6 against 52.1–53.8 s for
-    300 steps, compile included. On an accelerator the models stay vmapped, for its parallelism."""
-    return devices[0].platform == "cpu" and trainer.point_bytes() > CPU_BLOCK_BYTES
+    than vmapped: on a CPU, where one model's activations alone overflow CPU_BLOCK_BYTES and the
+    block's together pass CPU_TURN_BYTES. Such a block is formed to share its data streams and
+    give each compiled call more work, not to batch small arrays; vmapped, its (model, d_sae,
+    batch) arrays outgrow the cache and every elementwise pass streams them from memory, while
+    one model's stay in cache between its matmuls. On an accelerator the models stay vmapped,
+    for its parallelism."""
+    block = per_device * trainer.point_bytes()
+    return (devices[0].platform == "cpu" and trainer.point_bytes() > CPU_BLOCK_BYTES
+            and block > CPU_TURN_BYTES)
 
 
 class Schedule:

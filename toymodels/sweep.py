@@ -111,7 +111,7 @@ def _sweep(config, grid, train, *, data, out, chunk_size, devices, progress) -> 
 
     todo = [c for c in range(schedule.n_chunks) if not results.has(schedule.points(c))]
     runner = Runner(plan, trainer, Mesh(np.asarray(devices), ("points",)), schedule,
-                    in_turn=models_in_turn(devices, trainer))
+                    in_turn=models_in_turn(devices, trainer, per_device))
     if trainer.host_data is not None and len(todo) > 1:
         trainer.host_data.check_reiterable(len(todo))
     show = sys.stderr.isatty() if progress is None else progress
