@@ -79,9 +79,9 @@ def models_in_turn(devices, trainer: Trainer, per_device: int) -> bool:
     batch) arrays outgrow the cache and every elementwise pass streams them from memory, while
     one model's stay in cache between its matmuls. On an accelerator the models stay vmapped,
     for its parallelism."""
-    block = per_device * trainer.point_bytes()
-    return (devices[0].platform == "cpu" and trainer.point_bytes() > CPU_BLOCK_BYTES
-            and block > CPU_TURN_BYTES)
+    point = trainer.point_bytes()
+    return (devices[0].platform == "cpu" and point > CPU_BLOCK_BYTES
+            and per_device * point > CPU_TURN_BYTES)
 
 
 class Schedule:
@@ -140,8 +140,7 @@ def _segment_logs(n_logs: int, step_bytes: int | None, log_every: int) -> int:
 class Runner:
     """The compiled, sharded init and training segment of one chunk."""
 
-    def __init__(self, plan: Grid, trainer: Trainer, mesh: Mesh, schedule: Schedule,
-                 in_turn: bool = False):
+    def __init__(self, plan: Grid, trainer: Trainer, mesh: Mesh, schedule: Schedule):
         self.plan, self.trainer, self.schedule = plan, trainer, schedule
         t = trainer.train_config
         n_logs = t.steps // t.log_every
@@ -153,6 +152,7 @@ class Runner:
         shard = functools.partial(jax.shard_map, mesh=mesh, check_vma=False)
         self._init = jax.jit(shard(functools.partial(loop.init, trainer),
                                    in_specs=(P("points"), feed_spec), out_specs=P("points")))
+        in_turn = models_in_turn(list(mesh.devices.flat), trainer, schedule.per_device)
         run = functools.partial(loop.run, trainer, n_logs=self.logs_per_segment, in_turn=in_turn)
         self._run = jax.jit(shard(run, in_specs=(P("points"), P("points"), feed_spec, P()),
                                   out_specs=P("points")), donate_argnums=0)

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from toymodels.config import TrainConfig
 from toymodels.grid import Grid, current_names
-from toymodels.runner import Results, Runner, Schedule, default_points_per_device, models_in_turn
+from toymodels.runner import Results, Runner, Schedule, default_points_per_device
 from toymodels.store import SweepStore
 from toymodels.trainable import Trainer
 from toymodels.trainers import make_trainer
@@ -110,8 +110,7 @@ def _sweep(config, grid, train, *, data, out, chunk_size, devices, progress) -> 
             results.put(points, arrays)
 
     todo = [c for c in range(schedule.n_chunks) if not results.has(schedule.points(c))]
-    runner = Runner(plan, trainer, Mesh(np.asarray(devices), ("points",)), schedule,
-                    in_turn=models_in_turn(devices, trainer, per_device))
+    runner = Runner(plan, trainer, Mesh(np.asarray(devices), ("points",)), schedule)
     if trainer.host_data is not None and len(todo) > 1:
         trainer.host_data.check_reiterable(len(todo))
     show = sys.stderr.isatty() if progress is None else progress
